@@ -1,0 +1,43 @@
+"""Config helpers: resolvers used by conf/*.yaml and validation that runs before any work is done."""
+
+import math
+
+from omegaconf import DictConfig, OmegaConf
+
+from makemore.errors import ConfigError
+
+
+def register_resolvers() -> None:
+    """`${fraction_of:0.5,${trainer.max_steps}}` -> 100000 and `${floordiv:a,b}`, for derived step counts."""
+    if not OmegaConf.has_resolver("fraction_of"):
+        OmegaConf.register_new_resolver("fraction_of", lambda frac, total: int(float(frac) * int(total)))
+    if not OmegaConf.has_resolver("floordiv"):
+        OmegaConf.register_new_resolver("floordiv", lambda a, b: int(a) // int(b))
+
+
+def _positive_int(value: object, key: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Refuse out-of-range values with the key's name and allowed range, before data is read."""
+    for key in ("block_size", "emb_dim", "hidden", "batch_size", "val_every", "log_every", "steps_per_call"):
+        _positive_int(OmegaConf.select(cfg, key), key)
+    for key in ("data.block_size", "data.batch_size", "trainer.max_steps"):
+        _positive_int(OmegaConf.select(cfg, key), key)
+    for key in ("block_size", "emb_dim", "hidden"):
+        if key in cfg.model:
+            _positive_int(cfg.model[key], f"model.{key}")
+    if cfg.model.get("block_size", cfg.data.block_size) != cfg.data.block_size:
+        raise ConfigError(
+            f"model.block_size={cfg.model.block_size} differs from data.block_size={cfg.data.block_size}; "
+            "set the top-level block_size=N to change both"
+        )
+    k = cfg.steps_per_call
+    for key in ("val_every", "log_every"):
+        if cfg[key] % k:
+            raise ConfigError(f"{key}={cfg[key]} must be a multiple of steps_per_call={k}")
+    split = list(cfg.data.split)
+    if len(split) != 3 or any(f <= 0 for f in split) or not math.isclose(sum(split), 1.0):
+        raise ConfigError(f"data.split must be three positive fractions (train, val, test) summing to 1, got {split}")

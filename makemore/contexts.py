@@ -1,0 +1,94 @@
+"""Items -> seeded train/val/test split -> (context, next id) examples, built vectorized and stored compactly."""
+
+import random
+from itertools import accumulate
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from makemore.errors import DataError
+from makemore.vocab import BOUNDARY_ID, Vocabulary
+
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def split_items(items: Sequence[str], fractions: Sequence[float], seed: int) -> dict[str, list[str]]:
+    """Shuffle a copy of `items` with `random.Random(seed)` and cut it by `fractions`, exactly as the seed.
+
+    The seed's cut points are int(0.8 * n) and int(0.9 * n); cumulative fractions reproduce them.
+    """
+    shuffled = list(items)
+    random.Random(seed).shuffle(shuffled)
+    n = len(shuffled)
+    cuts = [0] + [int(f * n) for f in accumulate(fractions)]
+    cuts[-1] = n
+    splits = {name: shuffled[a:b] for name, a, b in zip(SPLIT_NAMES, cuts[:-1], cuts[1:], strict=True)}
+    empty = [name for name, part in splits.items() if not part]
+    if empty:
+        raise DataError(
+            f"{n} items are too few to split {list(fractions)} into train/val/test: the {'/'.join(empty)} "
+            "split would be empty; add lines to the file or change data.split"
+        )
+    return splits
+
+
+class ContextSet:
+    """Every (context, next id) example of a list of items, as in the seed's build_dataset.
+
+    Instead of materialising X (N x block_size int64, 3 GB for 100x names.txt) it keeps one token
+    stream in which each item is preceded by block_size boundary ids and followed by one, plus the
+    stream position of each example's target; example i is (stream[p-T:p], stream[p]) with p = positions[i].
+    """
+
+    def __init__(self, stream: torch.Tensor, positions: torch.Tensor, block_size: int):
+        self.stream = stream  # (L,) smallest integer dtype that holds the vocabulary
+        self.positions = positions  # (N,) int64
+        self.block_size = block_size
+        self._window = torch.arange(-block_size, 0)  # (T,) offsets of a context before its target
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, ix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Examples at indices `ix` (any shape S): contexts (*S, T) and targets (*S), as int64."""
+        p = self.positions[ix]
+        x = self.stream[p.unsqueeze(-1) + self._window]
+        y = self.stream[p]
+        return x.long(), y.long()
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """All examples at once, X (N, T) and Y (N,), for small sets and tests."""
+        return self[torch.arange(len(self))]
+
+
+def _id_dtype(vocab_size: int) -> np.dtype:
+    for dtype in (np.uint8, np.int16, np.int32):
+        if vocab_size <= np.iinfo(dtype).max + 1:
+            return np.dtype(dtype)
+    raise DataError(f"vocabulary of {vocab_size} characters is too large")
+
+
+def encode_items(items: Sequence[str], vocab: Vocabulary) -> tuple[np.ndarray, np.ndarray]:
+    """Ids of all items, each followed by the boundary id, and each item's length + 1, vectorized."""
+    lengths = np.fromiter((len(item) + 1 for item in items), dtype=np.int64, count=len(items))
+    codes = np.frombuffer(("\n".join(items) + "\n").encode("utf-32-le"), dtype=np.uint32)
+    known = np.array([ord(c) for c in vocab.chars], dtype=np.uint32)
+    ids = np.searchsorted(known, codes) + 1
+    boundary = codes == ord("\n")  # '\n' never occurs inside an item: it separates them
+    ids[boundary] = BOUNDARY_ID
+    mismatch = ~boundary & (known[np.minimum(ids - 1, len(known) - 1)] != codes)
+    if mismatch.any():
+        raise DataError(f"characters not in the vocabulary: {vocab.unknown_chars(items)[:20]}")
+    return ids.astype(_id_dtype(vocab.size)), lengths
+
+
+def build_contexts(items: Sequence[str], vocab: Vocabulary, block_size: int) -> ContextSet:
+    """The seed's `for ch in w + '.': X.append(context); ...` loop, as array operations."""
+    ids, lengths = encode_items(items, vocab)
+    # Target k of item i sits after the i + 1 blocks of boundary padding that precede items 0..i.
+    positions = np.repeat(np.arange(1, len(items) + 1, dtype=np.int64) * block_size, lengths)
+    positions += np.arange(len(ids), dtype=np.int64)
+    stream = np.full(len(ids) + len(items) * block_size, BOUNDARY_ID, dtype=ids.dtype)
+    stream[positions] = ids
+    return ContextSet(torch.from_numpy(stream), torch.from_numpy(positions), block_size)

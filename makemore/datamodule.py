@@ -1,0 +1,120 @@
+"""LightningDataModule: the text file -> vocabulary -> seeded split -> context sets -> loaders."""
+
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset
+
+from makemore.contexts import SPLIT_NAMES, ContextSet, build_contexts, split_items
+from makemore.download import download
+from makemore.text import read_items
+from makemore.vocab import Vocabulary
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class RandomMinibatches(IterableDataset):
+    """The seed's `ix = torch.randint(0, N, (batch_size,))`, drawn for `steps_per_call` steps at once.
+
+    Each item is (X (K, B, T), Y (K, B)): K minibatches gathered with one indexing op, so per-step
+    cost is the model's arithmetic, not per-example collation.
+    """
+
+    def __init__(self, contexts: ContextSet, batch_size: int, num_steps: int, steps_per_call: int, seed: int):
+        self.contexts = contexts
+        self.batch_size = batch_size
+        self.num_steps = num_steps
+        self.steps_per_call = steps_per_call
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return math.ceil(self.num_steps / self.steps_per_call)
+
+    def __iter__(self) -> Iterator[Batch]:
+        for start in range(0, self.num_steps, self.steps_per_call):
+            k = min(self.steps_per_call, self.num_steps - start)
+            ix = torch.randint(len(self.contexts), (k, self.batch_size), generator=self.generator)
+            yield self.contexts[ix]
+
+
+class Chunks(Dataset):
+    """A whole split in contiguous chunks, for exact full-split losses."""
+
+    def __init__(self, contexts: ContextSet, chunk_size: int):
+        self.contexts = contexts
+        self.chunk_size = chunk_size
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.contexts) / self.chunk_size)
+
+    def __getitem__(self, i: int) -> Batch:
+        start = i * self.chunk_size
+        return self.contexts[torch.arange(start, min(start + self.chunk_size, len(self.contexts)))]
+
+
+class CharDataModule(L.LightningDataModule):
+    """One-item-per-line text file as (context, next character) examples.
+
+    `path=None` means the default dataset: `default.file`, downloaded from `default.url` when missing.
+    """
+
+    def __init__(
+        self,
+        path: str | None,
+        default: dict,
+        block_size: int,
+        batch_size: int,
+        split: Sequence[float] = (0.8, 0.1, 0.1),
+        split_seed: int = 42,
+        eval_batch_size: int = 65536,
+        steps_per_call: int = 1,
+        sampler_seed: int = 0,
+    ):
+        super().__init__()
+        self.path = Path(path if path is not None else default["file"])
+        self.default = None if path is not None else default
+        self.block_size = block_size
+        self.batch_size = batch_size
+        self.split = list(split)
+        self.split_seed = split_seed
+        self.eval_batch_size = eval_batch_size
+        self.steps_per_call = steps_per_call
+        self.sampler_seed = sampler_seed
+        self.vocab: Vocabulary | None = None
+        self.items: dict[str, list[str]] = {}
+        self.contexts: dict[str, ContextSet] = {}
+
+    def prepare_data(self) -> None:
+        if self.default is not None:
+            download(self.default["url"], self.path, self.default["sha256"])
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.vocab is not None:
+            return
+        items = read_items(self.path)
+        self.vocab = Vocabulary.from_items(items)
+        self.items = split_items(items, self.split, self.split_seed)
+        self.contexts = {name: build_contexts(self.items[name], self.vocab, self.block_size) for name in SPLIT_NAMES}
+
+    @property
+    def split_sizes(self) -> dict[str, int]:
+        return {name: len(ctx) for name, ctx in self.contexts.items()}
+
+    def train_dataloader(self) -> DataLoader:
+        remaining = self.trainer.max_steps - self.trainer.global_step
+        minibatches = RandomMinibatches(
+            self.contexts["train"], self.batch_size, remaining, self.steps_per_call, self.sampler_seed
+        )
+        return DataLoader(minibatches, batch_size=None)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        return DataLoader(Chunks(self.contexts[split], self.eval_batch_size), batch_size=None)

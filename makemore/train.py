@@ -1,0 +1,81 @@
+"""The training task: config -> data, model, trainer -> fit -> best-checkpoint metrics, samples, summary."""
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from makemore.checkpoint import load_checkpoint
+from makemore.config import validate_config
+from makemore.datamodule import CharDataModule
+from makemore.evaluation import mean_nll
+from makemore.io import atomic_write_json, atomic_write_text
+from makemore.lit_model import LanguageModel
+from makemore.sampling import generate
+
+log = logging.getLogger(__name__)
+
+
+def _plain(cfg: DictConfig) -> dict[str, Any]:
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def train(cfg: DictConfig) -> float:
+    """Train one run into cfg.run_dir and return its best val loss (what a sweeper minimizes)."""
+    validate_config(cfg)
+    run_dir = Path(cfg.run_dir)
+    L.seed_everything(cfg.seed, workers=True)
+
+    datamodule: CharDataModule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    log.info("data: %s, vocabulary %d, split sizes %s", datamodule.path, datamodule.vocab.size, datamodule.split_sizes)
+
+    module = LanguageModel(
+        model=_plain(cfg.model),
+        vocab=datamodule.vocab.chars,
+        optimizer=_plain(cfg.optimizer),
+        scheduler=_plain(cfg.scheduler) if cfg.get("scheduler") else None,
+        log_every=cfg.log_every,
+    )
+    logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    callbacks = [instantiate(c) for c in cfg.callbacks.values()]
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
+
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule)
+    train_time_s = time.perf_counter() - start
+
+    best_path = Path(trainer.checkpoint_callback.best_model_path)
+    best, best_ckpt = load_checkpoint(best_path)
+    losses = {f"{split}_loss": mean_nll(best.model, ctx, datamodule.eval_batch_size)
+              for split, ctx in datamodule.contexts.items()}
+    metrics = {
+        "num_params": module.num_params,
+        "vocab_size": datamodule.vocab.size,
+        "split_sizes": datamodule.split_sizes,
+        "steps": trainer.global_step,
+        "train_time_s": round(train_time_s, 2),
+        "steps_per_s": round(trainer.global_step / train_time_s, 1),
+        **losses,
+        "best_step": best_ckpt["global_step"],
+        "best_ckpt": str(best_path.relative_to(run_dir)),
+    }
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    if logger:
+        knobs = {k: cfg[k] for k in ("block_size", "emb_dim", "hidden", "batch_size", "seed")}
+        hparams = {**knobs, "model": _plain(cfg.model), "optimizer": _plain(cfg.optimizer),
+                   "max_steps": cfg.trainer.max_steps}
+        logger.log_hyperparams(hparams, {f"hparams/{k}": v for k, v in losses.items()})
+
+    samples = generate(best.model, best.vocab, num_samples=cfg.sample.num_samples, block_size=best.model.block_size,
+                       max_len=cfg.sample.max_len, seed=cfg.seed)
+    atomic_write_text(run_dir / "samples.txt", "\n".join(samples) + "\n")
+    log.info("metrics: %s", metrics)
+    log.info("samples: %s", ", ".join(samples))
+    return losses["val_loss"]
+

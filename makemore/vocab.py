@@ -1,0 +1,49 @@
+"""Character vocabulary built from the data; id 0 is reserved for the item boundary."""
+
+from collections.abc import Iterable, Sequence
+
+BOUNDARY_ID = 0
+BOUNDARY_DISPLAY = "."  # how the boundary is shown in contexts, as in the seed ("..e -> m")
+
+
+class Vocabulary:
+    """Sorted data characters get ids 1..V-1; id 0 is the start/end boundary, never a data character.
+
+    Keeping the boundary out of the character set means a file whose lines contain '.' still
+    trains and samples correctly: '.' is then an ordinary character with its own id.
+    """
+
+    def __init__(self, chars: Sequence[str]):
+        if len(set(chars)) != len(chars) or list(chars) != sorted(chars):
+            raise ValueError("vocabulary characters must be sorted and unique")
+        self.chars: list[str] = list(chars)
+        self.stoi: dict[str, int] = {c: i + 1 for i, c in enumerate(self.chars)}
+
+    @classmethod
+    def from_items(cls, items: Iterable[str]) -> "Vocabulary":
+        return cls(sorted(set("".join(items))))
+
+    @property
+    def size(self) -> int:
+        """Number of token ids, the boundary included (27 for names.txt)."""
+        return len(self.chars) + 1
+
+    def encode(self, item: str) -> list[int]:
+        return [self.stoi[c] for c in item]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Characters of `ids` up to the first boundary."""
+        out = []
+        for i in ids:
+            if i == BOUNDARY_ID:
+                break
+            out.append(self.chars[i - 1])
+        return "".join(out)
+
+    def display(self, ids: Iterable[int]) -> str:
+        """Every id as a character, the boundary shown as '.' (for contexts like '..e')."""
+        return "".join(BOUNDARY_DISPLAY if i == BOUNDARY_ID else self.chars[i - 1] for i in ids)
+
+    def unknown_chars(self, items: Iterable[str]) -> list[str]:
+        """Characters of `items` that this vocabulary cannot encode."""
+        return sorted(set("".join(items)) - set(self.stoi))

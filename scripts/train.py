@@ -1,0 +1,20 @@
+"""Train a makemore model: python scripts/train.py [experiment=seed_11897] [hidden=300 emb_dim=10 ...]"""
+
+import hydra
+from omegaconf import DictConfig
+
+from makemore.cli import report_user_errors
+from makemore.config import register_resolvers
+from makemore.train import train
+
+register_resolvers()
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@report_user_errors
+def main(cfg: DictConfig) -> float:
+    return train(cfg)
+
+
+if __name__ == "__main__":
+    main()
