@@ -1,8 +1,8 @@
 """Items -> seeded train/val/test split -> (context, next id) examples, built vectorized and stored compactly."""
 
 import random
-from itertools import accumulate
 from collections.abc import Sequence
+from itertools import accumulate
 
 import numpy as np
 import torch

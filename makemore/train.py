@@ -52,8 +52,10 @@ def train(cfg: DictConfig) -> float:
 
     best_path = Path(trainer.checkpoint_callback.best_model_path)
     best, best_ckpt = load_checkpoint(best_path)
-    losses = {f"{split}_loss": mean_nll(best.model, ctx, datamodule.eval_batch_size)
-              for split, ctx in datamodule.contexts.items()}
+    losses = {
+        f"{split}_loss": mean_nll(best.model, ctx, datamodule.eval_batch_size)
+        for split, ctx in datamodule.contexts.items()
+    }
     metrics = {
         "num_params": module.num_params,
         "vocab_size": datamodule.vocab.size,
@@ -68,14 +70,23 @@ def train(cfg: DictConfig) -> float:
     atomic_write_json(run_dir / "metrics.json", metrics)
     if logger:
         knobs = {k: cfg[k] for k in ("block_size", "emb_dim", "hidden", "batch_size", "seed")}
-        hparams = {**knobs, "model": _plain(cfg.model), "optimizer": _plain(cfg.optimizer),
-                   "max_steps": cfg.trainer.max_steps}
+        hparams = {
+            **knobs,
+            "model": _plain(cfg.model),
+            "optimizer": _plain(cfg.optimizer),
+            "max_steps": cfg.trainer.max_steps,
+        }
         logger.log_hyperparams(hparams, {f"hparams/{k}": v for k, v in losses.items()})
 
-    samples = generate(best.model, best.vocab, num_samples=cfg.sample.num_samples, block_size=best.model.block_size,
-                       max_len=cfg.sample.max_len, seed=cfg.seed)
+    samples = generate(
+        best.model,
+        best.vocab,
+        num_samples=cfg.sample.num_samples,
+        block_size=best.model.block_size,
+        max_len=cfg.sample.max_len,
+        seed=cfg.seed,
+    )
     atomic_write_text(run_dir / "samples.txt", "\n".join(samples) + "\n")
     log.info("metrics: %s", metrics)
     log.info("samples: %s", ", ".join(samples))
     return losses["val_loss"]
-

@@ -1,0 +1,69 @@
+"""Every bad input: one clear line on stderr, a non-zero exit, no traceback, no half-written outputs."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from .conftest import run_script
+
+FAST = ["trainer.max_steps=10", "val_every=10", "log_every=10", "steps_per_call=10"]
+
+
+def bad_files(tmp_path):
+    files = {
+        "empty": b"",
+        "blank": b"\n   \n\t\n",
+        "latin1": b"ren\xe9e\nchlo\xe9\n",
+        "three_lines": b"ann\nbob\ncid\n",
+    }
+    paths = {}
+    for name, content in files.items():
+        paths[name] = tmp_path / f"{name}.txt"
+        paths[name].write_bytes(content)
+    return paths
+
+
+def cases(tmp_path, names_path):
+    files = bad_files(tmp_path)
+    data = f"data.path={names_path}"
+    return {
+        "missing file": ([f"data.path={tmp_path / 'nope.txt'}"], "data file not found"),
+        "directory": ([f"data.path={tmp_path}"], "is a directory"),
+        "empty file": ([f"data.path={files['empty']}"], "no items"),
+        "only blank lines": ([f"data.path={files['blank']}"], "no items"),
+        "not utf-8": ([f"data.path={files['latin1']}"], "not UTF-8"),
+        "too few items": ([f"data.path={files['three_lines']}"], "too few to split"),
+        "block_size 0": ([data, "block_size=0"], "block_size must be a positive integer"),
+        "emb_dim 0": ([data, "emb_dim=0"], "emb_dim must be a positive integer"),
+        "hidden negative": ([data, "hidden=-5"], "hidden must be a positive integer"),
+        "batch_size 0": ([data, "batch_size=0"], "batch_size must be a positive integer"),
+        "unknown model": ([data, "model=transformer"], "Could not find 'model/transformer'"),
+    }
+
+
+def test_bad_inputs_fail_clearly(tmp_path, names_path):
+    todo = cases(tmp_path, names_path)
+
+    def run(name):
+        args, _ = todo[name]
+        return name, run_script("train.py", *args, *FAST, f"hydra.run.dir={tmp_path / 'runs' / name}")
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = dict(pool.map(run, todo))
+    for name, (_, message) in todo.items():
+        result = results[name]
+        assert result.returncode != 0, name
+        assert "Traceback" not in result.stderr, (name, result.stderr)
+        assert message in result.stderr, (name, result.stderr)
+        if name != "unknown model":  # Hydra's own message lists the available models on more lines
+            errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+            assert errors == [next(line for line in errors if message in line)], (name, result.stderr)
+        assert not (tmp_path / "runs" / name / "metrics.json").exists()
+        assert not (tmp_path / "runs" / name / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("override", ["val_every=15", "data.split=[0.5,0.2,0.2]"])
+def test_config_errors_name_the_key(names_path, tmp_path, override):
+    result = run_script("train.py", f"data.path={names_path}", *FAST, override, f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert override.split("=")[0] in result.stderr

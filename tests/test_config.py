@@ -1,0 +1,66 @@
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from makemore.config import register_resolvers, validate_config
+from makemore.errors import ConfigError
+
+from .conftest import REPO
+
+
+def make_cfg(*overrides: str):
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose(config_name="train", overrides=list(overrides))
+
+
+def test_users_command_composes():
+    cfg = make_cfg("model.hidden=300", "emb_dim=10")
+    assert cfg.model.hidden == 300 and cfg.model.emb_dim == 10
+    validate_config(cfg)
+
+
+def test_top_level_knobs_reach_the_groups():
+    cfg = make_cfg("block_size=5", "hidden=64", "batch_size=128")
+    assert cfg.model.block_size == cfg.data.block_size == 5
+    assert cfg.model.hidden == 64 and cfg.data.batch_size == 128
+
+
+def test_defaults_are_the_seed_configuration():
+    cfg = make_cfg()
+    assert (cfg.block_size, cfg.emb_dim, cfg.hidden, cfg.batch_size) == (3, 10, 200, 32)
+    assert cfg.trainer.max_steps == 200000 and cfg.optimizer.lr == 0.1
+    assert OmegaConf.to_container(cfg.scheduler, resolve=True)["milestones"] == [100000]
+    assert cfg.data.split_seed == 42 and list(cfg.data.split) == [0.8, 0.1, 0.1]
+
+
+def test_decay_follows_max_steps():
+    cfg = make_cfg("trainer.max_steps=3000")
+    assert OmegaConf.to_container(cfg.scheduler, resolve=True)["milestones"] == [1500]
+
+
+def test_seed_presets():
+    small = make_cfg("experiment=seed_3481")
+    assert (small.emb_dim, small.hidden, small.model.init, small.optimizer.lr) == (2, 100, "randn", 0.01)
+    assert small.trainer.max_steps == 10000 and not small.scheduler
+    big = make_cfg("experiment=seed_11897")
+    assert (big.emb_dim, big.hidden, big.model.init, big.trainer.max_steps) == (10, 200, "randn", 200000)
+    assert OmegaConf.to_container(big.scheduler, resolve=True)["milestones"] == [100000]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("block_size=0", "block_size must be a positive integer"),
+        ("emb_dim=-1", "emb_dim must be a positive integer"),
+        ("hidden=0", "hidden must be a positive integer"),
+        ("batch_size=0", "batch_size must be a positive integer"),
+        ("model.hidden=0", "model.hidden must be a positive integer"),
+        ("model.block_size=4", "differs from data.block_size"),
+        ("val_every=150", "multiple of steps_per_call"),
+        ("data.split=[0.5,0.2,0.2]", "summing to 1"),
+    ],
+)
+def test_out_of_range_values_are_refused(override, message):
+    with pytest.raises(ConfigError, match=message):
+        validate_config(make_cfg(override))

@@ -1,0 +1,107 @@
+import pytest
+import torch
+
+from makemore.contexts import build_contexts, split_items
+from makemore.datamodule import CharDataModule, RandomMinibatches
+from makemore.errors import DataError
+from makemore.text import read_items
+from makemore.vocab import Vocabulary
+
+
+def seed_build_dataset(words, stoi, block_size):
+    """The seed notebook's loop, verbatim apart from names."""
+    X, Y = [], []
+    for w in words:
+        context = [0] * block_size
+        for ch in w + ".":
+            ix = stoi[ch]
+            X.append(context)
+            Y.append(ix)
+            context = [*context[1:], ix]
+    return torch.tensor(X), torch.tensor(Y)
+
+
+def test_contexts_of_emma_by_hand():
+    vocab = Vocabulary.from_items(["emma"])
+    x, y = build_contexts(["emma"], vocab, block_size=3).tensors()
+    pairs = [f"{vocab.display(c)} -> {vocab.display([t])}" for c, t in zip(x.tolist(), y.tolist(), strict=True)]
+    assert pairs == ["... -> e", "..e -> m", ".em -> m", "emm -> a", "mma -> ."]
+
+
+@pytest.mark.parametrize("block_size", [1, 3, 8])
+def test_contexts_equal_the_seed_loop(block_size):
+    words = ["emma", "olivia", "ava", "isabella", "sophia", "x"]
+    vocab = Vocabulary.from_items(words)
+    stoi = {**vocab.stoi, ".": 0}
+    expected_x, expected_y = seed_build_dataset(words, stoi, block_size)
+    x, y = build_contexts(words, vocab, block_size).tensors()
+    assert torch.equal(x, expected_x) and torch.equal(y, expected_y)
+    assert x.dtype == torch.long and x.shape == (len(expected_y), block_size)
+
+
+@pytest.mark.parametrize("block_size", [3, 5])
+def test_split_sizes_on_names_match_the_seed(names_path, block_size):
+    items = read_items(names_path)
+    splits = split_items(items, [0.8, 0.1, 0.1], seed=42)
+    assert [len(splits[s]) for s in ("train", "val", "test")] == [25626, 3203, 3204]
+    vocab = Vocabulary.from_items(items)
+    sizes = [len(build_contexts(splits[s], vocab, block_size)) for s in ("train", "val", "test")]
+    assert sizes == [182625, 22655, 22866]
+
+
+def test_split_is_the_seed_shuffle(names_path):
+    import random
+
+    words = names_path.read_text().splitlines()
+    random.seed(42)
+    random.shuffle(words)
+    assert split_items(read_items(names_path), [0.8, 0.1, 0.1], 42)["train"] == words[: int(0.8 * len(words))]
+
+
+def test_read_items_strips_bom_crlf_whitespace_and_blank_lines(tmp_path):
+    path = tmp_path / "items.txt"
+    path.write_bytes("\ufeffanna\r\n  bob \r\n\r\n\t\ncarl".encode())
+    assert read_items(path) == ["anna", "bob", "carl"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "no items"),
+        (b"\n  \n\t\n", "no items"),
+        (b"caf\xe9\n", "not UTF-8"),
+    ],
+)
+def test_read_items_refuses_unusable_files(tmp_path, content, message):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        read_items(path)
+
+
+def test_read_items_refuses_missing_file_and_directory(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        read_items(tmp_path / "nope.txt")
+    with pytest.raises(DataError, match="directory"):
+        read_items(tmp_path)
+
+
+def test_too_few_items_to_split():
+    with pytest.raises(DataError, match="too few"):
+        split_items(["a", "b"], [0.8, 0.1, 0.1], seed=42)
+
+
+def test_random_minibatches_are_seeded_and_sized():
+    vocab = Vocabulary.from_items(["emma", "olivia"])
+    contexts = build_contexts(["emma", "olivia"], vocab, 3)
+    batches = list(RandomMinibatches(contexts, batch_size=4, num_steps=7, steps_per_call=3, seed=1))
+    assert [tuple(x.shape) for x, _ in batches] == [(3, 4, 3), (3, 4, 3), (1, 4, 3)]
+    again = list(RandomMinibatches(contexts, batch_size=4, num_steps=7, steps_per_call=3, seed=1))
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(batches, again, strict=True))
+
+
+def test_eval_loader_covers_the_whole_split(names_path):
+    dm = CharDataModule(str(names_path), {}, block_size=3, batch_size=32, eval_batch_size=5000)
+    dm.setup()
+    seen = sum(len(y) for _, y in dm.val_dataloader())
+    assert seen == dm.split_sizes["val"] == 22655
