@@ -4,8 +4,7 @@ import hydra
 from omegaconf import DictConfig
 
 from makemore.cli import report_user_errors
-from makemore.config import register_resolvers
-from makemore.train import train
+from makemore.config import register_resolvers, validate_config
 
 register_resolvers()
 
@@ -13,6 +12,9 @@ register_resolvers()
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 @report_user_errors
 def main(cfg: DictConfig) -> float:
+    validate_config(cfg)  # before importing torch and Lightning: a typo should cost a second, not ten
+    from makemore.train import train
+
     return train(cfg)
 
 
