@@ -1,5 +1,6 @@
 """Callbacks for this project's own semantics: several optimizer steps per Lightning call."""
 
+import time
 from typing import Any
 
 import lightning as L
@@ -38,3 +39,17 @@ class ValidateAtLastStep(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, *_: Any) -> None:
         if trainer.global_step >= trainer.max_steps:
             trainer.should_stop = True
+
+
+class ValidationTimer(L.Callback):
+    """Seconds spent in validation loops during fit, so training speed can be reported without them."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._start = 0.0
+
+    def on_validation_start(self, *_: Any) -> None:
+        self._start = time.perf_counter()
+
+    def on_validation_end(self, *_: Any) -> None:
+        self.seconds += time.perf_counter() - self._start

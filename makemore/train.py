@@ -9,6 +9,7 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from makemore.callbacks import ValidationTimer
 from makemore.checkpoint import load_checkpoint
 from makemore.config import validate_config
 from makemore.datamodule import CharDataModule
@@ -43,7 +44,8 @@ def train(cfg: DictConfig) -> float:
         log_every=cfg.log_every,
     )
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    callbacks = [instantiate(c) for c in cfg.callbacks.values()]
+    val_timer = ValidationTimer()
+    callbacks = [instantiate(c) for c in cfg.callbacks.values()] + [val_timer]
     trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
 
     start = time.perf_counter()
@@ -62,7 +64,7 @@ def train(cfg: DictConfig) -> float:
         "split_sizes": datamodule.split_sizes,
         "steps": trainer.global_step,
         "train_time_s": round(train_time_s, 2),
-        "steps_per_s": round(trainer.global_step / train_time_s, 1),
+        "steps_per_s": round(trainer.global_step / (train_time_s - val_timer.seconds), 1),  # validation excluded
         **losses,
         "best_step": best_ckpt["global_step"],
         "best_ckpt": str(best_path.relative_to(run_dir)),
