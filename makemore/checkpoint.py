@@ -1,11 +1,26 @@
-"""Load a self-contained makemore checkpoint (weights + vocabulary + model config) without Hydra or data."""
+"""Find and load a self-contained makemore checkpoint (weights + vocabulary + model and data config)."""
 
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from makemore.errors import MakemoreError
 from makemore.lit_model import LanguageModel
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A .ckpt file as given, or a run directory's checkpoints/best.ckpt."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoints" / "best.ckpt"
+    if not path.is_file():
+        raise MakemoreError(
+            f"checkpoint not found: {path} (pass ckpt=<run dir> or ckpt=<run dir>/checkpoints/best.ckpt)"
+        )
+    return path
 
 
 def load_checkpoint(path: str | Path) -> tuple[LanguageModel, dict[str, Any]]:
@@ -13,7 +28,11 @@ def load_checkpoint(path: str | Path) -> tuple[LanguageModel, dict[str, Any]]:
 
     weights_only=True: a checkpoint is data, never code to execute.
     """
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    module = LanguageModel(**ckpt["hyper_parameters"])
-    module.load_state_dict(ckpt["state_dict"])
+    path = resolve_checkpoint(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        module = LanguageModel(**ckpt["hyper_parameters"])
+        module.load_state_dict(ckpt["state_dict"])
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, KeyError, TypeError, EOFError) as e:
+        raise MakemoreError(f"not a readable makemore checkpoint: {path} ({type(e).__name__}: {e})"[:500]) from None
     return module.eval(), ckpt

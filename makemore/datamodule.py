@@ -3,6 +3,7 @@
 import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -10,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from makemore.contexts import SPLIT_NAMES, ContextSet, build_contexts, split_items
 from makemore.download import download
-from makemore.text import read_items
+from makemore.text import file_sha256, read_items
 from makemore.vocab import Vocabulary
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -40,6 +41,24 @@ class RandomMinibatches(IterableDataset):
             yield self.contexts[ix]
 
 
+class RepeatedBatch(IterableDataset):
+    """One fixed batch (every example of a few items) for every step: the seed's overfit sanity check."""
+
+    def __init__(self, contexts: ContextSet, num_steps: int, steps_per_call: int):
+        self.batch = contexts.tensors()
+        self.num_steps = num_steps
+        self.steps_per_call = steps_per_call
+
+    def __len__(self) -> int:
+        return math.ceil(self.num_steps / self.steps_per_call)
+
+    def __iter__(self) -> Iterator[Batch]:
+        x, y = self.batch
+        for start in range(0, self.num_steps, self.steps_per_call):
+            k = min(self.steps_per_call, self.num_steps - start)
+            yield x.expand(k, *x.shape), y.expand(k, *y.shape)
+
+
 class Chunks(Dataset):
     """A whole split in contiguous chunks, for exact full-split losses."""
 
@@ -59,6 +78,7 @@ class CharDataModule(L.LightningDataModule):
     """One-item-per-line text file as (context, next character) examples.
 
     `path=None` means the default dataset: `default.file`, downloaded from `default.url` when missing.
+    `overfit_items=N` trains, validates and tests on the first N items only, as one fixed batch.
     """
 
     def __init__(
@@ -72,6 +92,7 @@ class CharDataModule(L.LightningDataModule):
         eval_batch_size: int = 65536,
         steps_per_call: int = 1,
         sampler_seed: int = 0,
+        overfit_items: int | None = None,
     ):
         super().__init__()
         self.path = Path(path if path is not None else default["file"])
@@ -83,6 +104,7 @@ class CharDataModule(L.LightningDataModule):
         self.eval_batch_size = eval_batch_size
         self.steps_per_call = steps_per_call
         self.sampler_seed = sampler_seed
+        self.overfit_items = overfit_items
         self.vocab: Vocabulary | None = None
         self.items: dict[str, list[str]] = {}
         self.contexts: dict[str, ContextSet] = {}
@@ -96,8 +118,21 @@ class CharDataModule(L.LightningDataModule):
             return
         items = read_items(self.path)
         self.vocab = Vocabulary.from_items(items)
-        self.items = split_items(items, self.split, self.split_seed)
+        if self.overfit_items:
+            self.items = dict.fromkeys(SPLIT_NAMES, items[: self.overfit_items])
+        else:
+            self.items = split_items(items, self.split, self.split_seed)
         self.contexts = {name: build_contexts(self.items[name], self.vocab, self.block_size) for name in SPLIT_NAMES}
+
+    def record(self) -> dict[str, Any]:
+        """What a checkpoint stores to find this data and its split again."""
+        return {
+            "path": str(self.path.resolve()),
+            "sha256": file_sha256(self.path),
+            "split": self.split,
+            "split_seed": self.split_seed,
+            "overfit_items": self.overfit_items,
+        }
 
     @property
     def split_sizes(self) -> dict[str, int]:
@@ -105,6 +140,8 @@ class CharDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         remaining = self.trainer.max_steps - self.trainer.global_step
+        if self.overfit_items:
+            return DataLoader(RepeatedBatch(self.contexts["train"], remaining, self.steps_per_call), batch_size=None)
         minibatches = RandomMinibatches(
             self.contexts["train"], self.batch_size, remaining, self.steps_per_call, self.sampler_seed
         )

@@ -1,10 +1,16 @@
-"""Exact full-split losses: mean negative log-likelihood per character, in nats."""
+"""Exact full-split losses: mean negative log-likelihood per character, in nats (and bits, perplexity)."""
+
+import math
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from makemore.contexts import ContextSet
+from makemore.contexts import ContextSet, build_contexts, split_items
+from makemore.errors import DataError
+from makemore.lit_model import LanguageModel
+from makemore.text import file_sha256, read_items
 
 
 @torch.no_grad()
@@ -19,3 +25,39 @@ def mean_nll(model: nn.Module, contexts: ContextSet, chunk_size: int = 65536) ->
         total += F.cross_entropy(model(x.to(device)), y.to(device), reduction="sum").double().item()
     model.train(was_training)
     return total / len(contexts)
+
+
+def evaluate(module: LanguageModel, data_path: str | Path | None = None, chunk_size: int = 65536) -> dict:
+    """Train/val/test loss (nats/char), bits per character and perplexity of a trained module.
+
+    The split is recomputed from the data recorded in the checkpoint, or from `data_path` (another
+    file whose characters the model knows) with the same fractions and seed.
+    """
+    record = module.hparams.data
+    if record is None:
+        raise DataError("this checkpoint records no data file; pass data.path=/path/to/file.txt")
+    path = Path(data_path if data_path is not None else record["path"])
+    items = read_items(path)
+    if data_path is None and file_sha256(path) != record["sha256"]:
+        raise DataError(
+            f"{path} changed since this model was trained (sha256 differs); "
+            "pass data.path= explicitly to evaluate on its current contents"
+        )
+    unknown = module.vocab.unknown_chars(items)
+    if unknown:
+        shown = "".join(unknown[:20])
+        raise DataError(
+            f"{path} has {len(unknown)} characters the model has never seen: {shown!r}; "
+            "evaluate on a file with the training vocabulary"
+        )
+    splits = split_items(items, record["split"], record["split_seed"])
+    results = {}
+    for name, split in splits.items():
+        loss = mean_nll(module.model, build_contexts(split, module.vocab, module.model.block_size), chunk_size)
+        results[name] = {
+            "loss": loss,
+            "bits_per_char": loss / math.log(2),
+            "perplexity": math.exp(loss),
+            "examples": sum(len(item) + 1 for item in split),
+        }
+    return {"data": str(path), **results}

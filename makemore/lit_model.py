@@ -13,6 +13,8 @@ from makemore.vocab import Vocabulary
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Weight decay on weight matrices and the embedding C, not on biases: the paper's R(theta)."""
+    if not weight_decay:  # one group: each group costs a pass of the optimizer's per-step Python
+        return [{"params": list(model.parameters()), "weight_decay": 0.0}]
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
@@ -26,7 +28,8 @@ def _count_optimizer_steps(trainer: L.Trainer, n: int) -> None:
 
 class LanguageModel(L.LightningModule):
     """Wraps a plain next-character model; all constructor arguments are plain data, so the checkpoint
-    alone (weights + vocabulary + model config) rebuilds it.
+    alone (weights + vocabulary + model config) rebuilds it. `data` records which file and split the
+    weights were trained on (path, sha256, split, split_seed), so eval can recompute the split.
 
     Training takes K optimizer steps per Lightning call (a batch is K minibatches, see
     RandomMinibatches): for models this small, Lightning's per-call machinery costs more than the
@@ -40,6 +43,7 @@ class LanguageModel(L.LightningModule):
         optimizer: dict[str, Any],
         scheduler: dict[str, Any] | None = None,
         log_every: int = 100,
+        data: dict[str, Any] | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -67,24 +71,26 @@ class LanguageModel(L.LightningModule):
             return {"optimizer": optimizer}
         return {"optimizer": optimizer, "lr_scheduler": instantiate(self.hparams.scheduler, _partial_=True)(optimizer)}
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         xs, ys = batch  # (K, B, T), (K, B): K minibatches, one optimizer step each
         # The bare torch optimizer: Lightning's per-step hooks cost more than a step of this model.
         optimizer = self.optimizers().optimizer
         scheduler = self.lr_schedulers()
+        model, loss_sum = self.model, self._loss_sum  # locals: nn.Module attribute lookups are slow
         for x, y in zip(xs, ys, strict=True):
-            loss = F.cross_entropy(self.model(x), y)
-            optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(x), y)
+            model.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
-            self._loss_sum += loss.detach()
-            self._loss_count += 1
+            loss_sum += loss.detach()
+        self._loss_count += len(xs)
         _count_optimizer_steps(self.trainer, len(xs))
         step = self.global_step
         if step % self.log_every == 0 or step >= self.trainer.max_steps:
             self._log_train_loss(step, optimizer.param_groups[0]["lr"])
+        return loss.detach()  # the last step's loss, for callbacks such as the lr finder
 
     def _log_train_loss(self, step: int, lr: float) -> None:
         """Mean minibatch loss since the last log: the only host sync in the training loop."""

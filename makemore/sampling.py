@@ -3,6 +3,10 @@
 import torch
 from torch import nn
 
+from makemore.contexts import split_items
+from makemore.errors import MakemoreError
+from makemore.lit_model import LanguageModel
+from makemore.text import file_sha256, read_items
 from makemore.vocab import BOUNDARY_ID, Vocabulary
 
 
@@ -26,8 +30,9 @@ def generate(
     temperature: float = 1.0,
     top_k: int | None = None,
     seed: int = 0,
+    prefix: str = "",
 ) -> list[str]:
-    """Sample `num_samples` items, each from an all-boundary context until the boundary id or max_len.
+    """Sample `num_samples` items that start with `prefix`, until the boundary id or max_len new characters.
 
     Rows that have emitted the boundary drop out of the batch, so the cost follows the total
     length of the items rather than num_samples x the longest. The same seed gives the same items.
@@ -36,7 +41,11 @@ def generate(
     model.eval()
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
-    context = torch.full((num_samples, block_size), BOUNDARY_ID, dtype=torch.long, device=device)
+    unknown = vocab.unknown_chars([prefix])
+    if unknown:
+        raise MakemoreError(f"prefix {prefix!r} has characters the model does not know: {''.join(unknown)!r}")
+    start = [BOUNDARY_ID] * block_size + vocab.encode(prefix)
+    context = torch.tensor([start[len(start) - block_size :]], device=device).repeat(num_samples, 1)
     out = torch.full((num_samples, max_len), BOUNDARY_ID, dtype=torch.long, device=device)
     active = torch.arange(num_samples, device=device)  # rows still generating
     for t in range(max_len):
@@ -52,4 +61,18 @@ def generate(
             break
         context = torch.cat([context[:, 1:], ix.unsqueeze(1)], dim=1)
     model.train(was_training)
-    return [vocab.decode(row) for row in out.tolist()]
+    return [prefix + vocab.decode(row) for row in out.tolist()]
+
+
+def training_items(module: LanguageModel) -> set[str] | None:
+    """The training split of the data recorded in the checkpoint, or None when that file is gone or changed."""
+    record = module.hparams.data
+    if record is None:
+        return None
+    try:
+        if file_sha256(record["path"]) != record["sha256"]:
+            return None
+        items = read_items(record["path"])
+    except (OSError, MakemoreError):
+        return None
+    return set(split_items(items, record["split"], record["split_seed"])["train"])

@@ -1,5 +1,6 @@
 """Read a one-item-per-line text file into a list of items, refusing files we cannot train on."""
 
+import hashlib
 from pathlib import Path
 
 from makemore.errors import DataError
@@ -29,3 +30,8 @@ def read_items(path: str | Path) -> list[str]:
     if not items:
         raise DataError(f"data file has no items (it is empty or only blank lines): {path}")
     return items
+
+
+def file_sha256(path: str | Path) -> str:
+    """Fingerprint of the data a model was trained on, recorded in its checkpoint."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

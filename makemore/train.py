@@ -9,7 +9,7 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from makemore.callbacks import ValidationTimer
+from makemore.callbacks import TrainingClock
 from makemore.checkpoint import load_checkpoint
 from makemore.config import validate_config
 from makemore.datamodule import CharDataModule
@@ -25,27 +25,36 @@ def _plain(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True)
 
 
-def train(cfg: DictConfig) -> float:
-    """Train one run into cfg.run_dir and return its best val loss (what a sweeper minimizes)."""
-    validate_config(cfg)
-    run_dir = Path(cfg.run_dir)
-    L.seed_everything(cfg.seed, workers=True)
-
-    datamodule: CharDataModule = instantiate(cfg.data)
+def prepare_datamodule(cfg: DictConfig, **overrides: Any) -> CharDataModule:
+    """The data of cfg.data, downloaded if need be, read, split and turned into examples."""
+    datamodule: CharDataModule = instantiate(cfg.data, **overrides)
     datamodule.prepare_data()
     datamodule.setup("fit")
     log.info("data: %s, vocabulary %d, split sizes %s", datamodule.path, datamodule.vocab.size, datamodule.split_sizes)
+    return datamodule
 
-    module = LanguageModel(
+
+def build_module(cfg: DictConfig, datamodule: CharDataModule) -> LanguageModel:
+    return LanguageModel(
         model=_plain(cfg.model),
         vocab=datamodule.vocab.chars,
         optimizer=_plain(cfg.optimizer),
         scheduler=_plain(cfg.scheduler) if cfg.get("scheduler") else None,
         log_every=cfg.log_every,
+        data=datamodule.record(),
     )
+
+
+def train(cfg: DictConfig) -> float:
+    """Train one run into cfg.run_dir and return its best val loss (what a sweeper minimizes)."""
+    validate_config(cfg)
+    run_dir = Path(cfg.run_dir)
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = prepare_datamodule(cfg)
+    module = build_module(cfg, datamodule)
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    val_timer = ValidationTimer()
-    callbacks = [instantiate(c) for c in cfg.callbacks.values()] + [val_timer]
+    clock = TrainingClock()
+    callbacks = [instantiate(c) for c in cfg.callbacks.values()] + [clock]
     trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
 
     start = time.perf_counter()
@@ -64,7 +73,7 @@ def train(cfg: DictConfig) -> float:
         "split_sizes": datamodule.split_sizes,
         "steps": trainer.global_step,
         "train_time_s": round(train_time_s, 2),
-        "steps_per_s": round(trainer.global_step / (train_time_s - val_timer.seconds), 1),  # validation excluded
+        "steps_per_s": round(trainer.global_step / clock.seconds, 1),  # the training loop alone
         **losses,
         "best_step": best_ckpt["global_step"],
         "best_ckpt": str(best_path.relative_to(run_dir)),

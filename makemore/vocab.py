@@ -44,6 +44,11 @@ class Vocabulary:
         """Every id as a character, the boundary shown as '.' (for contexts like '..e')."""
         return "".join(BOUNDARY_DISPLAY if i == BOUNDARY_ID else self.chars[i - 1] for i in ids)
 
+    def labels(self) -> list[str]:
+        """One display label per id (for plots): '.' for the boundary unless '.' is a data character."""
+        boundary = "<s>" if BOUNDARY_DISPLAY in self.stoi else BOUNDARY_DISPLAY
+        return [boundary, *self.chars]
+
     def unknown_chars(self, items: Iterable[str]) -> list[str]:
         """Characters of `items` that this vocabulary cannot encode."""
         return sorted(set("".join(items)) - set(self.stoi))

@@ -29,3 +29,15 @@ def run_script(script: str, *args: str, cwd: Path = REPO, timeout: float = 300) 
         timeout=timeout,
         env=env,
     )
+
+
+SHORT_RUN = ["trainer.max_steps=250", "val_every=100", "log_every=50", "steps_per_call=50"]
+
+
+@pytest.fixture(scope="session")
+def short_run(names_path, tmp_path_factory) -> Path:
+    """One short real training run on names.txt, shared by the tests that read its outputs."""
+    run_dir = tmp_path_factory.mktemp("run") / "short run"  # a space in the path, on purpose
+    result = run_script("train.py", f"data.path={names_path}", *SHORT_RUN, f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir

@@ -60,3 +60,9 @@ def test_weight_decay_on_weights_and_embedding_not_biases():
     assert decay["weight_decay"] == 1e-4 and no_decay["weight_decay"] == 0.0
     assert {id(p) for p in decay["params"]} == {id(model.C), id(model.H), id(model.U), id(model.W)}
     assert {id(p) for p in no_decay["params"]} == {id(model.d), id(model.b)}
+
+
+def test_without_weight_decay_one_group_holds_every_parameter():
+    model = MLP(27, 3, 2, 100)
+    (group,) = param_groups(model, weight_decay=0.0)
+    assert len(group["params"]) == len(list(model.parameters())) and group["weight_decay"] == 0.0

@@ -15,7 +15,6 @@ from makemore.evaluation import mean_nll
 
 from .conftest import run_script
 
-SHORT = ["trainer.max_steps=250", "val_every=100", "log_every=50", "steps_per_call=50"]
 METRIC_KEYS = {
     "num_params",
     "vocab_size",
@@ -33,14 +32,6 @@ def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
     acc.Reload()
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
-
-
-@pytest.fixture(scope="module")
-def short_run(names_path, tmp_path_factory) -> Path:
-    run_dir = tmp_path_factory.mktemp("run") / "short run"  # a space in the path, on purpose
-    result = run_script("train.py", f"data.path={names_path}", *SHORT, f"hydra.run.dir={run_dir}")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return run_dir
 
 
 def test_run_dir_layout(short_run):

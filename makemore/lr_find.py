@@ -1,0 +1,57 @@
+"""The seed's learning-rate sweep, run by Lightning's Tuner.lr_find: lr from min_lr to max_lr
+exponentially over num_training minibatch steps, loss recorded at each."""
+
+import logging
+from pathlib import Path
+
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.tuner import Tuner
+from omegaconf import DictConfig
+
+from makemore.config import validate_config
+from makemore.io import atomic_write_json
+from makemore.plots import lr_sweep_figure, save_figure
+from makemore.train import build_module, prepare_datamodule
+
+log = logging.getLogger(__name__)
+
+
+def find_lr(cfg: DictConfig) -> float | None:
+    """Sweep, then write lr_find.png and lr_find.json into cfg.run_dir (and the figure to TensorBoard);
+    returns the suggested lr (steepest descent of the smoothed loss), None if there is none."""
+    validate_config(cfg)
+    run_dir = Path(cfg.run_dir)
+    settings = cfg.lr_find
+    L.seed_everything(cfg.seed, workers=True)
+    # One optimizer step per Lightning call: the finder raises the lr and reads the loss once per call.
+    datamodule = prepare_datamodule(cfg, steps_per_call=1)
+    module = build_module(cfg, datamodule)
+    trainer: L.Trainer = instantiate(
+        cfg.trainer,
+        logger=False,
+        callbacks=[],
+        enable_checkpointing=False,
+        limit_val_batches=0,
+        val_check_interval=None,
+        enable_progress_bar=False,
+    )
+    finder = Tuner(trainer).lr_find(
+        module,
+        datamodule=datamodule,
+        min_lr=settings.min_lr,
+        max_lr=settings.max_lr,
+        num_training=settings.num_training,
+        mode="exponential",
+        early_stop_threshold=settings.early_stop_threshold,
+        update_attr=False,
+    )
+    suggestion = finder.suggestion()
+    lrs, losses = finder.results["lr"], finder.results["loss"]
+    fig = lr_sweep_figure(lrs, losses, suggestion)
+    if cfg.get("logger"):
+        instantiate(cfg.logger).experiment.add_figure("lr_find", fig, 0, close=False)
+    save_figure(fig, run_dir / "lr_find.png")
+    atomic_write_json(run_dir / "lr_find.json", {"suggested_lr": suggestion, "lr": lrs, "loss": losses})
+    log.info("suggested lr: %s", suggestion)
+    return suggestion

@@ -1,0 +1,45 @@
+"""Figures the seed notebook draws: the 2-D character embedding and the learning-rate sweep."""
+
+import matplotlib
+
+matplotlib.use("Agg")  # files and TensorBoard only, never a window
+
+import matplotlib.pyplot as plt
+import torch
+from matplotlib.figure import Figure
+
+
+def embedding_figure(table: torch.Tensor, labels: list[str], step: int | None = None) -> Figure:
+    """Dimensions 0 and 1 of the embedding table, one labelled dot per character, as in the seed."""
+    fig, ax = plt.subplots(figsize=(8, 8))
+    points = table.detach().float().cpu()
+    ax.scatter(points[:, 0], points[:, 1], s=200)
+    for (x, y), label in zip(points[:, :2].tolist(), labels, strict=True):
+        ax.text(x, y, label, ha="center", va="center", color="white")
+    ax.grid(which="minor")
+    ax.grid()
+    ax.set_xlabel("C[:, 0]")
+    ax.set_ylabel("C[:, 1]")
+    ax.set_title("character embedding" + (f" at step {step}" if step is not None else ""))
+    return fig
+
+
+def lr_sweep_figure(lrs: list[float], losses: list[float], suggestion: float | None) -> Figure:
+    """Loss against log10(lr), the seed's picture for choosing the learning rate."""
+    import math
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    ax.plot([math.log10(lr) for lr in lrs], losses)
+    if suggestion is not None:
+        ax.axvline(math.log10(suggestion), color="red", linestyle="--", label=f"suggested lr {suggestion:.3g}")
+        ax.legend()
+    ax.set_xlabel("log10(learning rate)")
+    ax.set_ylabel("training loss (smoothed)")
+    ax.set_title("learning-rate sweep")
+    ax.grid()
+    return fig
+
+
+def save_figure(fig: Figure, path) -> None:
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)

@@ -1,0 +1,32 @@
+"""Find the learning rate as the seed does: python scripts/lr_find.py [lr_find.apply=true] [any train.py override]
+
+Writes lr_find.png (loss against log10(lr)) and lr_find.json into the run dir, prints the suggested lr,
+and with lr_find.apply=true goes on to train with it in the same run dir.
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from makemore.cli import report_user_errors
+from makemore.config import register_resolvers, validate_config
+
+register_resolvers()
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@report_user_errors
+def main(cfg: DictConfig) -> float | None:
+    validate_config(cfg)
+    from makemore.lr_find import find_lr
+    from makemore.train import train
+
+    suggestion = find_lr(cfg)
+    print(f"suggested lr: {suggestion:.4g}" if suggestion is not None else "no lr suggested (the loss never fell)")
+    if cfg.lr_find.apply and suggestion is not None:
+        cfg.optimizer.lr = suggestion
+        return train(cfg)
+    return None
+
+
+if __name__ == "__main__":
+    main()
