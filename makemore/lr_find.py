@@ -5,6 +5,7 @@ import logging
 from pathlib import Path
 
 import lightning as L
+import torch
 from hydra.utils import instantiate
 from lightning.pytorch.tuner import Tuner
 from omegaconf import DictConfig
@@ -17,9 +18,26 @@ from makemore.train import build_module, prepare_datamodule
 log = logging.getLogger(__name__)
 
 
+def steepest_descent_lr(lrs: list[float], losses: list[float], skip_begin: int) -> float | None:
+    """The lr where the smoothed loss falls fastest per decade of lr.
+
+    Lightning's own suggestion differentiates against the lr itself, which on an exponential sweep
+    always favours the smallest lrs; the seed reads its plot against log10(lr), and so does this.
+    The first `skip_begin` points are the smoothing's warm-up and the recovery from the init.
+    """
+    lr = torch.tensor(lrs[skip_begin:-1], dtype=torch.float64)
+    loss = torch.tensor(losses[skip_begin:-1], dtype=torch.float64)
+    finite = torch.isfinite(loss)
+    lr, loss = lr[finite], loss[finite]
+    if len(loss) < 2:
+        return None
+    slope = torch.gradient(loss, spacing=[lr.log10()])[0]
+    return lr[slope.argmin()].item()
+
+
 def find_lr(cfg: DictConfig) -> float | None:
     """Sweep, then write lr_find.png and lr_find.json into cfg.run_dir (and the figure to TensorBoard);
-    returns the suggested lr (steepest descent of the smoothed loss), None if there is none."""
+    returns the suggested lr, None if the loss never falls."""
     validate_config(cfg)
     run_dir = Path(cfg.run_dir)
     settings = cfg.lr_find
@@ -46,8 +64,8 @@ def find_lr(cfg: DictConfig) -> float | None:
         early_stop_threshold=settings.early_stop_threshold,
         update_attr=False,
     )
-    suggestion = finder.suggestion()
     lrs, losses = finder.results["lr"], finder.results["loss"]
+    suggestion = steepest_descent_lr(lrs, losses, settings.skip_begin)
     fig = lr_sweep_figure(lrs, losses, suggestion)
     if cfg.get("logger"):
         instantiate(cfg.logger).experiment.add_figure("lr_find", fig, 0, close=False)

@@ -70,7 +70,13 @@ def test_embedding_picture_projector_and_samples_in_tensorboard(short_run):
 
 def test_lr_find_writes_plot_and_suggestion(names_path, tmp_path):
     run_dir = tmp_path / "lr"
-    result = run_script("lr_find.py", f"data.path={names_path}", "lr_find.num_training=200", f"hydra.run.dir={run_dir}")
+    result = run_script(
+        "lr_find.py",
+        f"data.path={names_path}",
+        "lr_find.num_training=200",
+        "lr_find.skip_begin=20",
+        f"hydra.run.dir={run_dir}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "suggested lr:" in result.stdout
     assert (run_dir / "lr_find.png").read_bytes()[:8] == PNG_MAGIC
