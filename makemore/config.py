@@ -38,6 +38,11 @@ def validate_config(cfg: DictConfig) -> None:
     for key in ("val_every", "log_every"):
         if cfg[key] % k:
             raise ConfigError(f"{key}={cfg[key]} must be a multiple of steps_per_call={k}")
+    if "ddp" in str(cfg.trainer.get("strategy", "")) and k != 1:
+        raise ConfigError(
+            f"trainer=ddp needs steps_per_call=1 (got {k}): DDP averages gradients once per forward; "
+            "add steps_per_call=1"
+        )
     split = list(cfg.data.split)
     if len(split) != 3 or any(f <= 0 for f in split) or not math.isclose(sum(split), 1.0):
         raise ConfigError(f"data.split must be three positive fractions (train, val, test) summing to 1, got {split}")

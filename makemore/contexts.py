@@ -71,16 +71,18 @@ def _id_dtype(vocab_size: int) -> np.dtype:
 
 def encode_items(items: Sequence[str], vocab: Vocabulary) -> tuple[np.ndarray, np.ndarray]:
     """Ids of all items, each followed by the boundary id, and each item's length + 1, vectorized."""
-    lengths = np.fromiter((len(item) + 1 for item in items), dtype=np.int64, count=len(items))
+    lengths = np.array(list(map(len, items)), dtype=np.int64) + 1
+    # '\n' never occurs inside an item (they come from splitlines), so it marks the boundaries.
     codes = np.frombuffer(("\n".join(items) + "\n").encode("utf-32-le"), dtype=np.uint32)
-    known = np.array([ord(c) for c in vocab.chars], dtype=np.uint32)
-    ids = np.searchsorted(known, codes) + 1
-    boundary = codes == ord("\n")  # '\n' never occurs inside an item: it separates them
-    ids[boundary] = BOUNDARY_ID
-    mismatch = ~boundary & (known[np.minimum(ids - 1, len(known) - 1)] != codes)
-    if mismatch.any():
+    dtype = _id_dtype(vocab.size)
+    lookup = np.full(int(codes.max()) + 1, -1, dtype=np.int32)  # code point -> id, -1 if unknown
+    known = np.array([ord(c) for c in vocab.chars], dtype=np.int64)
+    lookup[known[known < len(lookup)]] = np.arange(1, vocab.size, dtype=np.int32)[known < len(lookup)]
+    lookup[ord("\n")] = BOUNDARY_ID
+    ids = lookup[codes]
+    if (ids < 0).any():
         raise DataError(f"characters not in the vocabulary: {vocab.unknown_chars(items)[:20]}")
-    return ids.astype(_id_dtype(vocab.size)), lengths
+    return ids.astype(dtype), lengths
 
 
 def build_contexts(items: Sequence[str], vocab: Vocabulary, block_size: int) -> ContextSet:

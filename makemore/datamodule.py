@@ -142,9 +142,9 @@ class CharDataModule(L.LightningDataModule):
         remaining = self.trainer.max_steps - self.trainer.global_step
         if self.overfit_items:
             return DataLoader(RepeatedBatch(self.contexts["train"], remaining, self.steps_per_call), batch_size=None)
-        minibatches = RandomMinibatches(
-            self.contexts["train"], self.batch_size, remaining, self.steps_per_call, self.sampler_seed
-        )
+        # Each data-parallel process draws its own minibatches.
+        seed = self.sampler_seed + self.trainer.global_rank
+        minibatches = RandomMinibatches(self.contexts["train"], self.batch_size, remaining, self.steps_per_call, seed)
         return DataLoader(minibatches, batch_size=None)
 
     def val_dataloader(self) -> DataLoader:

@@ -1,5 +1,7 @@
 """Figures the seed notebook draws: the 2-D character embedding and the learning-rate sweep."""
 
+import math
+
 import matplotlib
 
 matplotlib.use("Agg")  # files and TensorBoard only, never a window
@@ -26,8 +28,6 @@ def embedding_figure(table: torch.Tensor, labels: list[str], step: int | None = 
 
 def lr_sweep_figure(lrs: list[float], losses: list[float], suggestion: float | None) -> Figure:
     """Loss against log10(lr), the seed's picture for choosing the learning rate."""
-    import math
-
     fig, ax = plt.subplots(figsize=(8, 5))
     ax.plot([math.log10(lr) for lr in lrs], losses)
     if suggestion is not None:
@@ -43,3 +43,14 @@ def lr_sweep_figure(lrs: list[float], losses: list[float], suggestion: float | N
 def save_figure(fig: Figure, path) -> None:
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
+
+
+def knob_figure(points: list[tuple[float, float]], knob: str) -> Figure:
+    """Val loss of each job of a sweep against one knob."""
+    fig, ax = plt.subplots(figsize=(7, 5))
+    ax.plot([x for x, _ in points], [y for _, y in points], "o")
+    ax.set_xlabel(knob)
+    ax.set_ylabel("val loss (nats/char)")
+    ax.set_title(f"sweep: val loss against {knob}")
+    ax.grid()
+    return fig

@@ -25,8 +25,7 @@ def read_items(path: str | Path) -> list[str]:
             f"data file is not UTF-8 text: {path} (byte 0x{raw[e.start]:02x} at offset {e.start}); "
             "convert it, e.g. iconv -f latin1 -t utf-8"
         ) from None
-    items = [line.strip() for line in text.splitlines()]
-    items = [item for item in items if item]
+    items = list(filter(None, map(str.strip, text.splitlines())))
     if not items:
         raise DataError(f"data file has no items (it is empty or only blank lines): {path}")
     return items

@@ -1,11 +1,14 @@
 """The training task: config -> data, model, trainer -> fit -> best-checkpoint metrics, samples, summary."""
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -45,10 +48,22 @@ def build_module(cfg: DictConfig, datamodule: CharDataModule) -> LanguageModel:
     )
 
 
+def set_torch_threads(threads: int | None) -> None:
+    """`threads`, or under a parallel launcher (hydra.launcher.n_jobs) each job's share of the cores,
+    so that jobs running side by side do not fight over them."""
+    if threads is None and HydraConfig.initialized():
+        n_jobs = HydraConfig.get().launcher.get("n_jobs")
+        if n_jobs:
+            cores = os.cpu_count() or 1
+            threads = max(1, cores // (n_jobs if n_jobs > 0 else cores))
+    if threads:
+        torch.set_num_threads(threads)
+
+
 def train(cfg: DictConfig) -> float:
     """Train one run into cfg.run_dir and return its best val loss (what a sweeper minimizes)."""
     validate_config(cfg)
-    run_dir = Path(cfg.run_dir)
+    set_torch_threads(cfg.threads)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = prepare_datamodule(cfg)
     module = build_module(cfg, datamodule)
@@ -61,6 +76,17 @@ def train(cfg: DictConfig) -> float:
     trainer.fit(module, datamodule=datamodule)
     train_time_s = time.perf_counter() - start
 
+    if not trainer.is_global_zero:  # data-parallel: one process writes the results
+        return float(trainer.checkpoint_callback.best_model_score)
+    metrics = write_results(cfg, trainer, datamodule, train_time_s, clock.seconds)
+    return metrics["val_loss"]
+
+
+def write_results(
+    cfg: DictConfig, trainer: L.Trainer, datamodule: CharDataModule, train_time_s: float, loop_s: float
+) -> dict[str, Any]:
+    """metrics.json (losses of best.ckpt over whole splits), the TensorBoard hparams entry, samples.txt."""
+    run_dir = Path(cfg.run_dir)
     best_path = Path(trainer.checkpoint_callback.best_model_path)
     best, best_ckpt = load_checkpoint(best_path)
     losses = {
@@ -68,18 +94,18 @@ def train(cfg: DictConfig) -> float:
         for split, ctx in datamodule.contexts.items()
     }
     metrics = {
-        "num_params": module.num_params,
+        "num_params": best.num_params,
         "vocab_size": datamodule.vocab.size,
         "split_sizes": datamodule.split_sizes,
         "steps": trainer.global_step,
         "train_time_s": round(train_time_s, 2),
-        "steps_per_s": round(trainer.global_step / clock.seconds, 1),  # the training loop alone
+        "steps_per_s": round(trainer.global_step / loop_s, 1),  # the training loop alone
         **losses,
         "best_step": best_ckpt["global_step"],
         "best_ckpt": str(best_path.relative_to(run_dir)),
     }
     atomic_write_json(run_dir / "metrics.json", metrics)
-    if logger:
+    if trainer.logger:
         knobs = {k: cfg[k] for k in ("block_size", "emb_dim", "hidden", "batch_size", "seed")}
         hparams = {
             **knobs,
@@ -87,7 +113,7 @@ def train(cfg: DictConfig) -> float:
             "optimizer": _plain(cfg.optimizer),
             "max_steps": cfg.trainer.max_steps,
         }
-        logger.log_hyperparams(hparams, {f"hparams/{k}": v for k, v in losses.items()})
+        trainer.logger.log_hyperparams(hparams, {f"hparams/{k}": v for k, v in losses.items()})
 
     samples = generate(
         best.model,
@@ -100,4 +126,4 @@ def train(cfg: DictConfig) -> float:
     atomic_write_text(run_dir / "samples.txt", "\n".join(samples) + "\n")
     log.info("metrics: %s", metrics)
     log.info("samples: %s", ", ".join(samples))
-    return losses["val_loss"]
+    return metrics

@@ -105,3 +105,16 @@ def test_eval_loader_covers_the_whole_split(names_path):
     dm.setup()
     seen = sum(len(y) for _, y in dm.val_dataloader())
     assert seen == dm.split_sizes["val"] == 22655
+
+
+def test_each_data_parallel_rank_draws_its_own_minibatches(names_path):
+    from types import SimpleNamespace
+
+    dm = CharDataModule(str(names_path), {}, block_size=3, batch_size=32, steps_per_call=1, sampler_seed=5)
+    dm.setup()
+    first = []
+    for rank in (0, 1, 0):
+        dm.trainer = SimpleNamespace(max_steps=10, global_step=0, global_rank=rank)
+        first.append(next(iter(dm.train_dataloader()))[0])
+    assert not torch.equal(first[0], first[1])
+    assert torch.equal(first[0], first[2])

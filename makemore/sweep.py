@@ -1,0 +1,108 @@
+"""Sweep summaries: one row per job of a multirun, sorted by val loss, failed jobs included.
+
+The table is rebuilt from the job directories themselves (`.hydra/overrides.yaml`, `metrics.json`,
+`failure.json`), so it is right for a finished, partial or interrupted sweep alike, and for any
+launcher (the jobs may have run in other processes or on other machines).
+"""
+
+import csv
+import io
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from makemore.io import atomic_write_json, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+COLUMNS = [
+    "job",
+    "status",
+    "overrides",
+    "num_params",
+    "steps",
+    "train_loss",
+    "val_loss",
+    "test_loss",
+    "train_time_s",
+    "error",
+]
+FAILURE_FILE = "failure.json"
+
+
+def job_rows(sweep_dir: str | Path) -> list[dict[str, Any]]:
+    """A row per job directory (subfolders with .hydra/overrides.yaml), best val loss first."""
+    rows = []
+    for job_dir in sorted(Path(sweep_dir).iterdir(), key=lambda p: (len(p.name), p.name)):
+        overrides_file = job_dir / ".hydra" / "overrides.yaml"
+        if not overrides_file.is_file():
+            continue
+        row: dict[str, Any] = {"job": job_dir.name, "overrides": yaml.safe_load(overrides_file.read_text()) or []}
+        metrics_file, failure_file = job_dir / "metrics.json", job_dir / FAILURE_FILE
+        if metrics_file.is_file():
+            metrics = json.loads(metrics_file.read_text())
+            row.update({k: metrics.get(k) for k in COLUMNS if k in metrics})
+            row["status"] = "ok"
+        elif failure_file.is_file():
+            row.update(status="failed", error=json.loads(failure_file.read_text())["error"])
+        else:
+            row["status"] = "unfinished"
+        rows.append(row)
+    # Show what tells the jobs apart: overrides shared by every job are left out.
+    shared = set.intersection(*(set(r["overrides"]) for r in rows)) if len(rows) > 1 else set()
+    for row in rows:
+        row["overrides"] = " ".join(o for o in row["overrides"] if o not in shared)
+    return sorted(rows, key=lambda r: (r["status"] != "ok", r.get("val_loss") or 0.0))
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if value < 100 else f"{value:.1f}"
+    return "" if value is None else str(value)
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for row in rows:
+        lines.append("| " + " | ".join(_fmt(row.get(c)).replace("|", "\\|") for c in COLUMNS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(sweep_dir: str | Path) -> list[dict[str, Any]]:
+    """Write summary.csv and summary.md into `sweep_dir` and return the rows."""
+    sweep_dir = Path(sweep_dir)
+    rows = job_rows(sweep_dir)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(sweep_dir / "summary.csv", buffer.getvalue())
+    atomic_write_text(sweep_dir / "summary.md", markdown_table(rows))
+    return rows
+
+
+class SweepSummary(Callback):
+    """Hydra callback: records each failed job, keeps summary.csv/.md current after every job, and
+    prints the table when the multirun ends."""
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if config.hydra.mode != RunMode.MULTIRUN:
+            return
+        job_dir = Path(config.hydra.runtime.output_dir)
+        if job_return.status == JobStatus.FAILED:
+            error = job_return._return_value  # the exception; .return_value would re-raise it
+            atomic_write_json(job_dir / FAILURE_FILE, {"error": f"{type(error).__name__}: {error}"})
+        write_summary(config.hydra.sweep.dir)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if sweep_dir.is_dir():
+            rows = write_summary(sweep_dir)
+            log.info("sweep summary (%s):\n%s", sweep_dir / "summary.md", markdown_table(rows))

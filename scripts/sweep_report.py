@@ -1,0 +1,49 @@
+"""Rebuild a sweep's summary table (also of a partial or interrupted sweep), optionally with a plot.
+
+python scripts/sweep_report.py outputs/multirun/2026-11-28/10-00-00
+python scripts/sweep_report.py outputs/multirun/2026-11-28/10-00-00 --plot hidden
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from makemore.sweep import markdown_table, write_summary
+
+
+def knob_values(rows: list[dict], knob: str) -> list[tuple[float, float]]:
+    """(value of `knob` in the job's overrides, val loss) for the finished jobs that set it."""
+    points = []
+    for row in rows:
+        for override in row["overrides"].split():
+            key, _, value = override.partition("=")
+            if key.split(".")[-1] == knob and row["status"] == "ok":
+                points.append((float(value), row["val_loss"]))
+    return sorted(points)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sweep_dir", type=Path)
+    parser.add_argument("--plot", metavar="KNOB", help="also write val_loss_vs_KNOB.png (e.g. hidden, emb_dim)")
+    args = parser.parse_args()
+    if not args.sweep_dir.is_dir():
+        sys.exit(f"sweep_report: error: not a directory: {args.sweep_dir}")
+    rows = write_summary(args.sweep_dir)
+    if not rows:
+        sys.exit(f"sweep_report: error: no job directories (N/.hydra/overrides.yaml) in {args.sweep_dir}")
+    print(markdown_table(rows), end="")
+    print(f"written: {args.sweep_dir / 'summary.csv'}, {args.sweep_dir / 'summary.md'}")
+    if args.plot:
+        from makemore.plots import knob_figure, save_figure
+
+        points = knob_values(rows, args.plot)
+        if not points:
+            sys.exit(f"sweep_report: error: no finished job sets '{args.plot}' in its overrides")
+        out = args.sweep_dir / f"val_loss_vs_{args.plot}.png"
+        save_figure(knob_figure(points, args.plot), out)
+        print(f"written: {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Multiruns through the real launchers and sweepers: summaries, failures, Optuna, joblib, submitit, DDP."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from makemore.checkpoint import load_checkpoint
+from makemore.datamodule import CharDataModule
+from makemore.evaluation import mean_nll
+
+from .conftest import run_script
+
+TINY = ["trainer.max_steps=100", "val_every=100", "log_every=100", "steps_per_call=50", "hidden=16"]
+
+
+def summary_rows(sweep: Path) -> list[dict]:
+    with (sweep / "summary.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_joblib_grid_writes_a_sorted_summary(names_path, tmp_path):
+    sweep = tmp_path / "grid"
+    result = run_script(
+        "train.py",
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        f"data.path={names_path}",
+        *TINY,
+        "emb_dim=2,8",
+        "block_size=2,3",
+        f"hydra.sweep.dir={sweep}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = summary_rows(sweep)
+    assert len(rows) == 4 and all(r["status"] == "ok" for r in rows)
+    losses = [float(r["val_loss"]) for r in rows]
+    assert losses == sorted(losses)
+    assert {r["overrides"] for r in rows} == {f"emb_dim={e} block_size={b}" for e in (2, 8) for b in (2, 3)}
+    assert "| job | status | overrides |" in (sweep / "summary.md").read_text()
+    assert "emb_dim=" in result.stdout + result.stderr  # the table is printed at the end
+
+
+def test_a_failed_job_is_a_failed_row_and_the_others_finish(names_path, tmp_path):
+    sweep = tmp_path / "with_failure"
+    missing = tmp_path / "missing.txt"
+    result = run_script("train.py", "-m", f"data.path={names_path},{missing}", *TINY, f"hydra.sweep.dir={sweep}")
+    assert result.returncode != 0  # the sweep reports that a job failed ...
+    rows = summary_rows(sweep)
+    assert [r["status"] for r in rows] == ["ok", "failed"]  # ... after the other job ran
+    assert "data file not found" in rows[1]["error"]
+
+
+def test_sweep_report_rebuilds_a_partial_sweep_with_a_plot(names_path, tmp_path):
+    sweep = tmp_path / "partial"
+    result = run_script(
+        "train.py", "-m", f"data.path={names_path}", *TINY[:-1], "hidden=8,16,32", f"hydra.sweep.dir={sweep}"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep / "1" / "metrics.json").unlink()  # as if job 1 had been killed
+    (sweep / "summary.csv").unlink()
+    report = run_script("sweep_report.py", str(sweep), "--plot", "hidden")
+    assert report.returncode == 0, report.stderr
+    rows = summary_rows(sweep)
+    assert sorted(r["status"] for r in rows) == ["ok", "ok", "unfinished"]
+    assert (sweep / "val_loss_vs_hidden.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_optuna_search_runs_and_reports_its_best(names_path, tmp_path):
+    sweep = tmp_path / "optuna"
+    storage = tmp_path / "study.db"
+    args = [
+        "hparams_search=mlp_optuna",
+        "hydra.sweeper.n_trials=3",
+        f"hydra.sweeper.storage=sqlite:///{storage}",
+        f"data.path={names_path}",
+        *TINY,
+        f"hydra.sweep.dir={sweep}",
+    ]
+    result = run_script("train.py", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    best = (sweep / "optimization_results.yaml").read_text()
+    assert "best_value" in best and "best_params" in best
+    assert len(summary_rows(sweep)) == 3
+    resumed = run_script("train.py", *args[:-1], f"hydra.sweep.dir={tmp_path / 'optuna2'}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    import optuna
+
+    study = optuna.load_study(study_name="mlp_optuna", storage=f"sqlite:///{storage}")
+    assert len(study.trials) == 6  # the second search continued the first
+
+
+def test_submitit_local_launcher(names_path, tmp_path):
+    sweep = tmp_path / "submitit"
+    result = run_script(
+        "train.py",
+        "-m",
+        "hydra/launcher=submitit_local",
+        f"data.path={names_path}",
+        *TINY,
+        "emb_dim=2,4",
+        f"hydra.sweep.dir={sweep}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [r["status"] for r in summary_rows(sweep)] == ["ok", "ok"]
+
+
+def test_ddp_on_two_cpu_processes(names_path, tmp_path):
+    run_dir = tmp_path / "ddp"
+    result = run_script(
+        "train.py",
+        "trainer=ddp",
+        "steps_per_call=1",
+        f"data.path={names_path}",
+        "trainer.max_steps=60",
+        "val_every=30",
+        "log_every=10",
+        f"hydra.run.dir={run_dir}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["steps"] == 60
+    module, _ = load_checkpoint(run_dir / "checkpoints" / "best.ckpt")
+    dm = CharDataModule(str(names_path), {}, block_size=3, batch_size=32)
+    dm.setup()
+    assert mean_nll(module.model, dm.contexts["val"]) == pytest.approx(metrics["val_loss"], abs=1e-6)
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    writers = {p.name.split(".")[-2] for p in (run_dir / "tensorboard").glob("events.out.tfevents.*")}
+    assert len(writers) == 1  # one process id: rank zero alone logs
+
+
+def test_ddp_needs_one_step_per_call(names_path, tmp_path):
+    result = run_script("train.py", "trainer=ddp", f"data.path={names_path}", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2 and "steps_per_call=1" in result.stderr
