@@ -11,3 +11,7 @@ class DataError(MakemoreError):
 
 class ConfigError(MakemoreError):
     """A config value is out of its allowed range."""
+
+
+class TrainingDiverged(MakemoreError):
+    """The loss became NaN or infinite: the learning rate is too high for this model."""

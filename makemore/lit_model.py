@@ -1,5 +1,6 @@
 """One LightningModule for every model family: loss, optimizer, schedule and logging live here."""
 
+import math
 from typing import Any
 
 import lightning as L
@@ -8,6 +9,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from torch import nn
 
+from makemore.errors import TrainingDiverged
 from makemore.vocab import Vocabulary
 
 
@@ -93,8 +95,14 @@ class LanguageModel(L.LightningModule):
         return loss.detach()  # the last step's loss, for callbacks such as the lr finder
 
     def _log_train_loss(self, step: int, lr: float) -> None:
-        """Mean minibatch loss since the last log: the only host sync in the training loop."""
+        """Mean minibatch loss since the last log: the only host sync in the training loop, and where a
+        diverged run stops (within log_every steps) before anything non-finite is saved as a result."""
         mean = (self._loss_sum / self._loss_count).item()
+        if not math.isfinite(mean):
+            raise TrainingDiverged(
+                f"training diverged: mean loss {mean} over steps {step - self._loss_count + 1}-{step} at lr {lr:g}; "
+                "lower optimizer.lr and rerun (checkpoints/last.ckpt, if any, holds the last validated weights)"
+            )
         self._loss_sum.zero_()
         self._loss_count = 0
         self.log("loss", mean, prog_bar=True, logger=False)

@@ -3,6 +3,7 @@
 import logging
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,9 @@ from makemore.lit_model import LanguageModel
 from makemore.sampling import generate
 
 log = logging.getLogger(__name__)
+# Lightning warns that an IterableDataset with __len__ may miscount under several loader workers; ours
+# are read in the main process and their length (Lightning calls until max_steps) is exact.
+warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined")
 
 
 def _plain(cfg: DictConfig) -> dict[str, Any]:

@@ -1,3 +1,4 @@
+import csv
 import os
 import subprocess
 import sys
@@ -41,3 +42,9 @@ def short_run(names_path, tmp_path_factory) -> Path:
     result = run_script("train.py", f"data.path={names_path}", *SHORT_RUN, f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir
+
+
+def summary_rows(sweep: Path) -> list[dict]:
+    """The rows of a sweep's summary.csv."""
+    with (sweep / "summary.csv").open() as f:
+        return list(csv.DictReader(f))

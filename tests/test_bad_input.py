@@ -67,3 +67,19 @@ def test_config_errors_name_the_key(names_path, tmp_path, override):
     result = run_script("train.py", f"data.path={names_path}", *FAST, override, f"hydra.run.dir={tmp_path}")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert override.split("=")[0] in result.stderr
+
+
+def test_divergence_stops_with_a_clear_message_and_no_results(names_path, tmp_path):
+    result = run_script(
+        "train.py",
+        f"data.path={names_path}",
+        "optimizer.lr=1000",
+        "trainer.max_steps=2000",
+        "val_every=1000",
+        "log_every=100",
+        f"hydra.run.dir={tmp_path}",
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "training diverged" in result.stderr and "lower optimizer.lr" in result.stderr
+    assert "steps 1-100" in result.stderr  # stopped at the first log point, not after 2000 steps
+    assert not (tmp_path / "metrics.json").exists()

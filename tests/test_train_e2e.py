@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from makemore.checkpoint import load_checkpoint
 from makemore.evaluation import mean_nll
 
-from .conftest import run_script
+from .conftest import SHORT_RUN, run_script, summary_rows
 
 METRIC_KEYS = {
     "num_params",
@@ -112,6 +112,15 @@ def test_multirun_writes_one_dir_per_job(names_path, tmp_path):
     params = [json.loads((sweep / str(job) / "metrics.json").read_text())["num_params"] for job in (0, 1)]
     assert params == [27 * 2 + 6 * 16 + 16 + 16 * 27 + 27, 27 * 10 + 30 * 16 + 16 + 16 * 27 + 27]
     assert (sweep / "multirun.yaml").is_file()
+    assert [r["status"] for r in summary_rows(sweep)] == ["ok", "ok"]
+
+    # sweep_report rebuilds the table of a partial sweep (job 1 as if killed) and plots a knob
+    (sweep / "1" / "metrics.json").unlink()
+    (sweep / "summary.csv").unlink()
+    report = run_script("sweep_report.py", str(sweep), "--plot", "emb_dim")
+    assert report.returncode == 0, report.stderr
+    assert sorted(r["status"] for r in summary_rows(sweep)) == ["ok", "unfinished"]
+    assert (sweep / "val_loss_vs_emb_dim.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_default_dataset_is_downloaded_into_the_cache(names_path, tmp_path):
@@ -151,3 +160,14 @@ def test_default_dataset_is_downloaded_into_the_cache(names_path, tmp_path):
 def test_checkpoint_weights_are_finite(short_run):
     module, _ = load_checkpoint(short_run / "checkpoints" / "best.ckpt")
     assert all(torch.isfinite(p).all() for p in module.parameters())
+
+
+def test_same_config_and_seed_give_identical_results(names_path, short_run, tmp_path):
+    """Determinism: a second run of the short run's config matches it exactly, losses and samples."""
+    again = tmp_path / "again"
+    result = run_script("train.py", f"data.path={names_path}", *SHORT_RUN, f"hydra.run.dir={again}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    first, second = (json.loads((d / "metrics.json").read_text()) for d in (short_run, again))
+    for key in ("train_loss", "val_loss", "test_loss", "best_step"):
+        assert first[key] == second[key], key
+    assert (short_run / "samples.txt").read_text() == (again / "samples.txt").read_text()
