@@ -46,12 +46,16 @@ class LanguageModel(L.LightningModule):
         scheduler: dict[str, Any] | None = None,
         log_every: int = 100,
         data: dict[str, Any] | None = None,
+        divergence_factor: float = 20.0,
     ):
         super().__init__()
         self.save_hyperparameters(logger=False)
         self.vocab = Vocabulary(vocab)
         self.model = instantiate(model, vocab_size=self.vocab.size)
         self.log_every = log_every
+        # A mean loss this far above the uniform model's ln(V) (3.3 nats for names.txt) is divergence,
+        # not learning: the seed's N(0,1) init starts near 8 x ln(V).
+        self.divergence_loss = divergence_factor * math.log(self.vocab.size)
         self.automatic_optimization = False
         self.register_buffer("_loss_sum", torch.zeros(()), persistent=False)
         self._loss_count = 0
@@ -96,9 +100,10 @@ class LanguageModel(L.LightningModule):
 
     def _log_train_loss(self, step: int, lr: float) -> None:
         """Mean minibatch loss since the last log: the only host sync in the training loop, and where a
-        diverged run stops (within log_every steps) before anything non-finite is saved as a result."""
+        diverged run (non-finite loss, or above divergence_factor x ln V) stops within log_every steps,
+        before anything is saved as a result."""
         mean = (self._loss_sum / self._loss_count).item()
-        if not math.isfinite(mean):
+        if not math.isfinite(mean) or mean > self.divergence_loss:
             raise TrainingDiverged(
                 f"training diverged: mean loss {mean} over steps {step - self._loss_count + 1}-{step} at lr {lr:g}; "
                 "lower optimizer.lr and rerun (checkpoints/last.ckpt, if any, holds the last validated weights)"

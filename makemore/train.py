@@ -49,6 +49,7 @@ def build_module(cfg: DictConfig, datamodule: CharDataModule) -> LanguageModel:
         scheduler=_plain(cfg.scheduler) if cfg.get("scheduler") else None,
         log_every=cfg.log_every,
         data=datamodule.record(),
+        divergence_factor=cfg.divergence_factor,
     )
 
 
