@@ -34,6 +34,11 @@ def validate_config(cfg: DictConfig) -> None:
             f"model.block_size={cfg.model.block_size} differs from data.block_size={cfg.data.block_size}; "
             "set the top-level block_size=N to change both"
         )
+    if cfg.val_every > cfg.trainer.max_steps:
+        raise ConfigError(
+            f"val_every={cfg.val_every} is more than trainer.max_steps={cfg.trainer.max_steps}: "
+            "the run would validate only at its last step; lower val_every"
+        )
     k = cfg.steps_per_call
     for key in ("val_every", "log_every"):
         if cfg[key] % k:

@@ -58,6 +58,7 @@ def test_seed_presets():
         ("model.hidden=0", "model.hidden must be a positive integer"),
         ("model.block_size=4", "differs from data.block_size"),
         ("val_every=150", "multiple of steps_per_call"),
+        ("trainer.max_steps=5000", "more than trainer.max_steps"),
         ("data.split=[0.5,0.2,0.2]", "summing to 1"),
     ],
 )
