@@ -148,10 +148,4 @@ class CharDataModule(L.LightningDataModule):
         return DataLoader(minibatches, batch_size=None)
 
     def val_dataloader(self) -> DataLoader:
-        return self._eval_loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._eval_loader("test")
-
-    def _eval_loader(self, split: str) -> DataLoader:
-        return DataLoader(Chunks(self.contexts[split], self.eval_batch_size), batch_size=None)
+        return DataLoader(Chunks(self.contexts["val"], self.eval_batch_size), batch_size=None)

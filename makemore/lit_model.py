@@ -124,12 +124,6 @@ class LanguageModel(L.LightningModule):
             for logger in self.loggers:
                 logger.log_metrics({"val_loss": val_loss}, step=self.global_step)
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._accumulate_nll(batch)
-
-    def on_test_epoch_end(self) -> None:
-        self.log("test_loss", self._pop_mean_nll(), logger=False)
-
     def _accumulate_nll(self, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
         x, y = batch
         self._eval_nll = self._eval_nll.to(self.device) + F.cross_entropy(self.model(x), y, reduction="sum")
