@@ -7,8 +7,10 @@ from typing import Any
 
 import torch
 
-from makemore.errors import MakemoreError
+from makemore.contexts import make_splits
+from makemore.errors import DataError, MakemoreError
 from makemore.lit_model import LanguageModel
+from makemore.text import file_sha256, read_items
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -36,3 +38,19 @@ def load_checkpoint(path: str | Path) -> tuple[LanguageModel, dict[str, Any]]:
     except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, KeyError, TypeError, EOFError) as e:
         raise MakemoreError(f"not a readable makemore checkpoint: {path} ({type(e).__name__}: {e})"[:500]) from None
     return module.eval(), ckpt
+
+
+def recorded_splits(module: LanguageModel, data_path: str | Path | None = None) -> tuple[Path, dict[str, list[str]]]:
+    """The train/val/test items of the data recorded in the checkpoint (refused if that file has
+    changed since), or of `data_path` cut with the recorded fractions and seed."""
+    record = module.hparams.data
+    if record is None:
+        raise DataError("this checkpoint records no data file; pass data.path=/path/to/file.txt")
+    path = Path(data_path if data_path is not None else record["path"])
+    items = read_items(path)
+    if data_path is None and file_sha256(path) != record["sha256"]:
+        raise DataError(
+            f"{path} changed since this model was trained (sha256 differs); "
+            "pass data.path= explicitly to use its current contents"
+        )
+    return path, make_splits(items, record["split"], record["split_seed"], record.get("overfit_items"))

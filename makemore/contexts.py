@@ -33,6 +33,15 @@ def split_items(items: Sequence[str], fractions: Sequence[float], seed: int) -> 
     return splits
 
 
+def make_splits(
+    items: Sequence[str], fractions: Sequence[float], seed: int, overfit_items: int | None = None
+) -> dict[str, list[str]]:
+    """The seed's split, or with `overfit_items=N` the first N items as train, val and test alike."""
+    if overfit_items:
+        return {name: list(items[:overfit_items]) for name in SPLIT_NAMES}
+    return split_items(items, fractions, seed)
+
+
 class ContextSet:
     """Every (context, next id) example of a list of items, as in the seed's build_dataset.
 

@@ -9,7 +9,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from makemore.contexts import SPLIT_NAMES, ContextSet, build_contexts, split_items
+from makemore.contexts import SPLIT_NAMES, ContextSet, build_contexts, make_splits
 from makemore.download import download
 from makemore.text import file_sha256, read_items
 from makemore.vocab import Vocabulary
@@ -118,10 +118,7 @@ class CharDataModule(L.LightningDataModule):
             return
         items = read_items(self.path)
         self.vocab = Vocabulary.from_items(items)
-        if self.overfit_items:
-            self.items = dict.fromkeys(SPLIT_NAMES, items[: self.overfit_items])
-        else:
-            self.items = split_items(items, self.split, self.split_seed)
+        self.items = make_splits(items, self.split, self.split_seed, self.overfit_items)
         self.contexts = {name: build_contexts(self.items[name], self.vocab, self.block_size) for name in SPLIT_NAMES}
 
     def record(self) -> dict[str, Any]:

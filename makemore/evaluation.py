@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from makemore.contexts import ContextSet, build_contexts, split_items
+from makemore.checkpoint import recorded_splits
+from makemore.contexts import ContextSet, build_contexts
 from makemore.errors import DataError
 from makemore.lit_model import LanguageModel
-from makemore.text import file_sha256, read_items
 
 
 @torch.no_grad()
@@ -33,24 +33,14 @@ def evaluate(module: LanguageModel, data_path: str | Path | None = None, chunk_s
     The split is recomputed from the data recorded in the checkpoint, or from `data_path` (another
     file whose characters the model knows) with the same fractions and seed.
     """
-    record = module.hparams.data
-    if record is None:
-        raise DataError("this checkpoint records no data file; pass data.path=/path/to/file.txt")
-    path = Path(data_path if data_path is not None else record["path"])
-    items = read_items(path)
-    if data_path is None and file_sha256(path) != record["sha256"]:
-        raise DataError(
-            f"{path} changed since this model was trained (sha256 differs); "
-            "pass data.path= explicitly to evaluate on its current contents"
-        )
-    unknown = module.vocab.unknown_chars(items)
+    path, splits = recorded_splits(module, data_path)
+    unknown = module.vocab.unknown_chars(item for split in splits.values() for item in split)
     if unknown:
         shown = "".join(unknown[:20])
         raise DataError(
             f"{path} has {len(unknown)} characters the model has never seen: {shown!r}; "
             "evaluate on a file with the training vocabulary"
         )
-    splits = split_items(items, record["split"], record["split_seed"])
     results = {}
     for name, split in splits.items():
         loss = mean_nll(module.model, build_contexts(split, module.vocab, module.model.block_size), chunk_size)

@@ -3,10 +3,9 @@
 import torch
 from torch import nn
 
-from makemore.contexts import split_items
+from makemore.checkpoint import recorded_splits
 from makemore.errors import MakemoreError
 from makemore.lit_model import LanguageModel
-from makemore.text import file_sha256, read_items
 from makemore.vocab import BOUNDARY_ID, Vocabulary
 
 
@@ -66,13 +65,7 @@ def generate(
 
 def training_items(module: LanguageModel) -> set[str] | None:
     """The training split of the data recorded in the checkpoint, or None when that file is gone or changed."""
-    record = module.hparams.data
-    if record is None:
-        return None
     try:
-        if file_sha256(record["path"]) != record["sha256"]:
-            return None
-        items = read_items(record["path"])
+        return set(recorded_splits(module)[1]["train"])
     except (OSError, MakemoreError):
         return None
-    return set(split_items(items, record["split"], record["split_seed"])["train"])
