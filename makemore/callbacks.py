@@ -1,13 +1,15 @@
 """Lightning callbacks for this project's own needs: step-based progress and timing, pictures and samples."""
 
+import signal
 import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.callbacks import Checkpoint, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from makemore.errors import TrainingInterrupted
 from makemore.plots import embedding_figure, save_figure
 from makemore.sampling import generate
 
@@ -15,8 +17,15 @@ from makemore.sampling import generate
 class StepProgressBar(TQDMProgressBar):
     """Counts optimizer steps, not Lightning calls, so the bar reads step/max_steps and its rate is steps/s."""
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        self._count_steps(trainer)  # a resumed run restarts mid-epoch, without on_train_epoch_start
+
     def on_train_epoch_start(self, trainer: L.Trainer, *_: Any) -> None:
         super().on_train_epoch_start(trainer)
+        self._count_steps(trainer)
+
+    def _count_steps(self, trainer: L.Trainer) -> None:
         bar = self.train_progress_bar
         bar.total = trainer.max_steps
         bar.unit = "step"
@@ -44,6 +53,64 @@ class ValidateAtLastStep(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, *_: Any) -> None:
         if trainer.global_step >= trainer.max_steps:
             trainer.should_stop = True
+
+
+class LastCheckpoint(Checkpoint):
+    """checkpoints/last.ckpt, everything a resumed run needs to continue bit for bit: written every
+    `every_n_steps` optimizer steps, after every validation (so also at the last step), and on Ctrl-C
+    or SIGTERM, after which the run stops with a message saying how to resume.
+
+    Writes happen only between Lightning calls, where the saved state is whole; when a validation is
+    due in the same call, the write waits for its end, so a resumed run neither repeats nor skips it.
+    A first Ctrl-C finishes the current call; a second one interrupts at once.
+    """
+
+    def __init__(self, dirpath: str, every_n_steps: int, val_every: int):
+        self.path = Path(dirpath) / "last.ckpt"
+        self.every_n_steps = every_n_steps
+        self.val_every = val_every
+        self._stop_signal: int | None = None
+        self._previous_handlers: dict[int, Any] = {}
+
+    def on_train_start(self, trainer: L.Trainer, *_: Any) -> None:
+        # After Lightning's own SIGTERM handler (registered just before): this one replaces it, so that
+        # SIGTERM, like Ctrl-C, stops between calls, after saving.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous_handlers[signum] = signal.signal(signum, self._request_stop)
+
+    def _request_stop(self, signum: int, _frame: Any) -> None:
+        self._stop_signal = signum
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C interrupts at once
+
+    def teardown(self, *_: Any, **__: Any) -> None:
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)
+        self._previous_handlers = {}
+
+    def on_train_batch_end(self, trainer: L.Trainer, *_: Any) -> None:
+        step = trainer.global_step
+        if step % self.val_every == 0 or step >= trainer.max_steps:
+            return  # a validation follows in this call: on_validation_end saves
+        if self._stop_signal is not None:
+            self._save_and_stop(trainer)
+        elif step % self.every_n_steps == 0:
+            trainer.save_checkpoint(self.path, weights_only=False)
+
+    def on_validation_end(self, trainer: L.Trainer, *_: Any) -> None:
+        if trainer.sanity_checking:
+            return
+        if self._stop_signal is not None:
+            self._save_and_stop(trainer)
+        trainer.save_checkpoint(self.path, weights_only=False)
+
+    def _save_and_stop(self, trainer: L.Trainer) -> None:
+        trainer.save_checkpoint(self.path, weights_only=False)
+        raise TrainingInterrupted(
+            f"stopped by {signal.Signals(self._stop_signal).name} at step {trainer.global_step} of "
+            f"{trainer.max_steps}; saved {self.path}. "
+            f"Resume with: python scripts/train.py resume={self.path.parent.parent}",
+            signum=self._stop_signal,
+        )
 
 
 class TrainingClock(L.Callback):

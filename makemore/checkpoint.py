@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from makemore.contexts import make_splits
-from makemore.errors import DataError, MakemoreError
+from makemore.errors import CheckpointWriteError, DataError, MakemoreError
 from makemore.lit_model import LanguageModel
 from makemore.text import file_sha256, read_items
 
@@ -25,19 +26,102 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path) -> tuple[LanguageModel, dict[str, Any]]:
-    """The LanguageModel stored in `path` (in eval mode, on CPU) and the raw checkpoint dict.
+# What a checkpoint may hold besides torch's weights_only defaults (tensors, dicts, lists, tuples, strings,
+# numbers, collections.Counter for MultiStepLR's milestones): nothing. Any other class or function in the
+# pickle, i.e. code that unpickling would run, is refused.
+CHECKPOINT_GLOBALS: list[Any] = []
+_READ_ERRORS = (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError, ValueError)
 
-    weights_only=True: a checkpoint is data, never code to execute.
-    """
-    path = resolve_checkpoint(path)
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint dict in `path`, unpickled without executing code, checked to be makemore's own."""
+    path = Path(path)
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(CHECKPOINT_GLOBALS):
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise MakemoreError(
+            f"refused to load {path}: it holds Python objects beyond tensors and plain data, which a makemore "
+            f"checkpoint never does ({str(e).splitlines()[0][:200]})"
+        ) from None
+    except _READ_ERRORS as e:
+        detail = str(e).splitlines()[0][:200] if str(e) else ""
+        raise MakemoreError(
+            f"cannot read {path} as a checkpoint (truncated or corrupted?): {type(e).__name__}: {detail}; "
+            "use another .ckpt, e.g. the run's best.ckpt or last.ckpt"
+        ) from None
+    hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+    required = {"model", "vocab", "optimizer"}
+    if not isinstance(hparams, dict) or not required <= hparams.keys() or "state_dict" not in ckpt:
+        raise MakemoreError(
+            f"{path} is a PyTorch file but not a makemore checkpoint (no model config, vocabulary and weights); "
+            "pass a .ckpt written by scripts/train.py"
+        )
+    return ckpt
+
+
+def load_checkpoint(path: str | Path) -> tuple[LanguageModel, dict[str, Any]]:
+    """The LanguageModel stored in `path` (in eval mode, on CPU) and the raw checkpoint dict."""
+    path = resolve_checkpoint(path)
+    ckpt = read_checkpoint(path)
+    try:
         module = LanguageModel(**ckpt["hyper_parameters"])
         module.load_state_dict(ckpt["state_dict"])
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, KeyError, TypeError, EOFError) as e:
-        raise MakemoreError(f"not a readable makemore checkpoint: {path} ({type(e).__name__}: {e})"[:500]) from None
+    except (RuntimeError, KeyError, TypeError, ValueError) as e:
+        message = f"{path}: its weights do not fit its model config ({type(e).__name__}: {e})"
+        raise MakemoreError(message[:500]) from None
     return module.eval(), ckpt
+
+
+def check_resumable(ckpt: dict[str, Any], path: Path, module: LanguageModel) -> None:
+    """Refuse to continue from a checkpoint trained with another model, vocabulary, optimizer, schedule or
+    data: loading it would fail on shapes or, worse, silently train something that is neither run."""
+    saved, current = ckpt["hyper_parameters"], module.hparams
+    differences = _differences("", {k: saved.get(k) for k in _RESUME_KEYS}, {k: current.get(k) for k in _RESUME_KEYS})
+    saved_data, data = saved.get("data") or {}, current.get("data") or {}
+    for key in ("sha256", "split", "split_seed", "overfit_items"):
+        if saved_data.get(key) != data.get(key):
+            differences.append(
+                f"data.{key}: {_short(saved_data.get(key))} in the checkpoint, {_short(data.get(key))} now"
+            )
+    if differences:
+        raise MakemoreError(
+            f"{path} was trained with a different config, so this run can't continue it: "
+            f"{'; '.join(differences[:4])}{' ...' if len(differences) > 4 else ''}; "
+            "pass the overrides it was trained with (resume=<run dir> does that)"
+        )
+
+
+_RESUME_KEYS = ("model", "vocab", "optimizer", "scheduler")
+
+
+def _differences(prefix: str, saved: Any, current: Any) -> list[str]:
+    if isinstance(saved, dict) and isinstance(current, dict):
+        keys = sorted(saved.keys() | current.keys())
+        return [d for k in keys for d in _differences(f"{prefix}{k}.", saved.get(k), current.get(k))]
+    if saved != current:
+        return [f"{prefix.rstrip('.')}: {_short(saved)} in the checkpoint, {_short(current)} now"]
+    return []
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+class CheckpointWriter(TorchCheckpointIO):
+    """Lightning's atomic checkpoint write (temp file, then rename), with a failed write (disk full,
+    read-only directory) reported as one line; the file it would have replaced stays intact."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        try:
+            super().save_checkpoint(checkpoint, path, storage_options)
+        except OSError as e:
+            raise CheckpointWriteError(
+                f"could not write checkpoint {path}: {e.strerror or e}; the previous {Path(path).name}, if any, is "
+                "intact: free space (or make the run dir writable), then continue with "
+                f"python scripts/train.py resume={Path(path).parent.parent}"
+            ) from None
 
 
 def recorded_splits(module: LanguageModel, data_path: str | Path | None = None) -> tuple[Path, dict[str, list[str]]]:

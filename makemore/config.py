@@ -1,7 +1,11 @@
 """Config helpers: resolvers used by conf/*.yaml and validation that runs before any work is done."""
 
 import math
+import sys
+from pathlib import Path
+from typing import Any
 
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from makemore.errors import ConfigError
@@ -22,7 +26,8 @@ def _positive_int(value: object, key: str) -> None:
 
 def validate_config(cfg: DictConfig) -> None:
     """Refuse out-of-range values with the key's name and allowed range, before data is read."""
-    for key in ("block_size", "emb_dim", "hidden", "batch_size", "val_every", "log_every", "steps_per_call"):
+    sizes = ("block_size", "emb_dim", "hidden", "batch_size", "val_every", "log_every", "steps_per_call", "ckpt_every")
+    for key in sizes:
         _positive_int(OmegaConf.select(cfg, key), key)
     for key in ("data.block_size", "data.batch_size", "trainer.max_steps"):
         _positive_int(OmegaConf.select(cfg, key), key)
@@ -40,7 +45,7 @@ def validate_config(cfg: DictConfig) -> None:
             "the run would validate only at its last step; lower val_every"
         )
     k = cfg.steps_per_call
-    for key in ("val_every", "log_every"):
+    for key in ("val_every", "log_every", "ckpt_every"):
         if cfg[key] % k:
             raise ConfigError(f"{key}={cfg[key]} must be a multiple of steps_per_call={k}")
     if "ddp" in str(cfg.trainer.get("strategy", "")) and k != 1:
@@ -51,3 +56,57 @@ def validate_config(cfg: DictConfig) -> None:
     split = list(cfg.data.split)
     if len(split) != 3 or any(f <= 0 for f in split) or not math.isclose(sum(split), 1.0):
         raise ConfigError(f"data.split must be three positive fractions (train, val, test) summing to 1, got {split}")
+    _check_checkpoint_paths(cfg)
+
+
+def _check_checkpoint_paths(cfg: DictConfig) -> None:
+    if cfg.get("resume") and cfg.get("ckpt_path"):
+        raise ConfigError("pass either resume=<run dir> or ckpt_path=<file.ckpt>, not both")
+    if cfg.get("resume"):
+        last = Path(cfg.resume) / "checkpoints" / "last.ckpt"
+        if not last.is_file():
+            raise ConfigError(
+                f"resume={cfg.resume}: no {last} (is it a run dir, and did the run get to its first checkpoint?); "
+                "pass a run directory written by scripts/train.py, or start the run afresh"
+            )
+    if cfg.get("ckpt_path") and not Path(cfg.ckpt_path).is_file():
+        raise ConfigError(
+            f"ckpt_path={cfg.ckpt_path}: no such file; pass a .ckpt file such as <run dir>/checkpoints/last.ckpt"
+        )
+
+
+def resume_checkpoint(cfg: DictConfig) -> Path | None:
+    """The checkpoint a run continues from: ckpt_path, resume's last.ckpt, or None for a fresh run."""
+    if cfg.get("resume"):
+        return Path(cfg.resume) / "checkpoints" / "last.ckpt"
+    return Path(cfg.ckpt_path) if cfg.get("ckpt_path") else None
+
+
+class CheckConfigFirst(Callback):
+    """Hydra creates the run dir before the task starts; this runs before that, so a bad config leaves
+    nothing behind, and an output dir that can't be written is one clear line, not a traceback."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            validate_config(config)
+            _make_output_dir(config.hydra.run.dir)
+        except ConfigError as e:
+            print(f"makemore: error: {e}", file=sys.stderr)
+            sys.exit(e.exit_code)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            _make_output_dir(config.hydra.sweep.dir)
+        except ConfigError as e:
+            print(f"makemore: error: {e}", file=sys.stderr)
+            sys.exit(e.exit_code)
+
+
+def _make_output_dir(path: str) -> None:
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(
+            f"cannot create the output directory {path}: {e.strerror}; pass a writable one with hydra.run.dir=... "
+            "(or hydra.sweep.dir=... for -m)"
+        ) from None

@@ -7,55 +7,82 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, IterableDataset
+from torch.utils.data import DataLoader, Dataset
 
 from makemore.contexts import SPLIT_NAMES, ContextSet, build_contexts, make_splits
 from makemore.download import download
+from makemore.errors import MakemoreError
 from makemore.text import file_sha256, read_items
 from makemore.vocab import Vocabulary
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
-class RandomMinibatches(IterableDataset):
+class RandomMinibatches:
     """The seed's `ix = torch.randint(0, N, (batch_size,))`, drawn for `steps_per_call` steps at once.
 
     Each item is (X (K, B, T), Y (K, B)): K minibatches gathered with one indexing op, so per-step
-    cost is the model's arithmetic, not per-example collation.
+    cost is the model's arithmetic, not per-example collation. Its length is the whole run's
+    Lightning calls; a resumed run starts at `start_step`.
+
+    Resumable through Lightning's stateful-loader protocol (state_dict / load_state_dict): the
+    generator's state before each recent draw is kept by the step that draw starts at, so a checkpoint
+    written at step s holds the state for s whether or not Lightning has already fetched s's batch.
     """
 
-    def __init__(self, contexts: ContextSet, batch_size: int, num_steps: int, steps_per_call: int, seed: int):
+    def __init__(
+        self, contexts: ContextSet, batch_size: int, max_steps: int, steps_per_call: int, seed: int, start_step: int = 0
+    ):
         self.contexts = contexts
         self.batch_size = batch_size
-        self.num_steps = num_steps
+        self.max_steps = max_steps
         self.steps_per_call = steps_per_call
+        self.start_step = start_step
         self.generator = torch.Generator().manual_seed(seed)
+        self._state_at: dict[int, torch.Tensor] = {}  # first step of a recent draw -> generator state before it
 
     def __len__(self) -> int:
-        return math.ceil(self.num_steps / self.steps_per_call)
+        return math.ceil(self.max_steps / self.steps_per_call)
 
     def __iter__(self) -> Iterator[Batch]:
-        for start in range(0, self.num_steps, self.steps_per_call):
-            k = min(self.steps_per_call, self.num_steps - start)
+        if self.start_step in self._state_at:
+            self.generator.set_state(self._state_at[self.start_step])
+        elif 0 < self.start_step < self.max_steps:
+            raise MakemoreError(
+                f"the checkpoint holds no minibatch sampler state for step {self.start_step}; "
+                "resume with the steps_per_call and batch_size it was trained with"
+            )
+        self._state_at = {self.start_step: self.generator.get_state()}
+        for start in range(self.start_step, self.max_steps, self.steps_per_call):
+            k = min(self.steps_per_call, self.max_steps - start)
             ix = torch.randint(len(self.contexts), (k, self.batch_size), generator=self.generator)
+            self._state_at = {s: g for s, g in self._state_at.items() if s >= start - 2 * self.steps_per_call}
+            self._state_at[start + k] = self.generator.get_state()  # before the draw that starts there
             yield self.contexts[ix]
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator_state_at_step": dict(self._state_at)}
 
-class RepeatedBatch(IterableDataset):
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._state_at = dict(state["generator_state_at_step"])
+
+
+class RepeatedBatch:
     """One fixed batch (every example of a few items) for every step: the seed's overfit sanity check."""
 
-    def __init__(self, contexts: ContextSet, num_steps: int, steps_per_call: int):
+    def __init__(self, contexts: ContextSet, max_steps: int, steps_per_call: int, start_step: int = 0):
         self.batch = contexts.tensors()
-        self.num_steps = num_steps
+        self.max_steps = max_steps
         self.steps_per_call = steps_per_call
+        self.start_step = start_step
 
     def __len__(self) -> int:
-        return math.ceil(self.num_steps / self.steps_per_call)
+        return math.ceil(self.max_steps / self.steps_per_call)
 
     def __iter__(self) -> Iterator[Batch]:
         x, y = self.batch
-        for start in range(0, self.num_steps, self.steps_per_call):
-            k = min(self.steps_per_call, self.num_steps - start)
+        for start in range(self.start_step, self.max_steps, self.steps_per_call):
+            k = min(self.steps_per_call, self.max_steps - start)
             yield x.expand(k, *x.shape), y.expand(k, *y.shape)
 
 
@@ -135,14 +162,14 @@ class CharDataModule(L.LightningDataModule):
     def split_sizes(self) -> dict[str, int]:
         return {name: len(ctx) for name, ctx in self.contexts.items()}
 
-    def train_dataloader(self) -> DataLoader:
-        remaining = self.trainer.max_steps - self.trainer.global_step
+    def train_dataloader(self) -> RandomMinibatches | RepeatedBatch:
+        """Batches already stacked: no DataLoader, whose collation and worker logic would only add cost.
+        A resumed run (global_step restored from the checkpoint) draws from its step on."""
+        max_steps, start = self.trainer.max_steps, self.trainer.global_step
         if self.overfit_items:
-            return DataLoader(RepeatedBatch(self.contexts["train"], remaining, self.steps_per_call), batch_size=None)
-        # Each data-parallel process draws its own minibatches.
-        seed = self.sampler_seed + self.trainer.global_rank
-        minibatches = RandomMinibatches(self.contexts["train"], self.batch_size, remaining, self.steps_per_call, seed)
-        return DataLoader(minibatches, batch_size=None)
+            return RepeatedBatch(self.contexts["train"], max_steps, self.steps_per_call, start)
+        seed = self.sampler_seed + self.trainer.global_rank  # each data-parallel process its own minibatches
+        return RandomMinibatches(self.contexts["train"], self.batch_size, max_steps, self.steps_per_call, seed, start)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(Chunks(self.contexts["val"], self.eval_batch_size), batch_size=None)

@@ -4,6 +4,8 @@
 class MakemoreError(Exception):
     """A problem the user can fix; its message names the problem and the fix."""
 
+    exit_code = 2
+
 
 class DataError(MakemoreError):
     """The data file is missing, unreadable or unusable."""
@@ -15,3 +17,15 @@ class ConfigError(MakemoreError):
 
 class TrainingDiverged(MakemoreError):
     """The loss became NaN or infinite: the learning rate is too high for this model."""
+
+
+class TrainingInterrupted(MakemoreError):
+    """Ctrl-C or SIGTERM stopped training after saving last.ckpt; the exit status is the shell's 128 + signal."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+class CheckpointWriteError(MakemoreError):
+    """A checkpoint could not be written (disk full, read-only directory); the previous one is intact."""

@@ -1,6 +1,7 @@
 """One LightningModule for every model family: loss, optimizer, schedule and logging live here."""
 
 import math
+import random
 from typing import Any
 
 import lightning as L
@@ -113,6 +114,26 @@ class LanguageModel(L.LightningModule):
         self.log("loss", mean, prog_bar=True, logger=False)
         for logger in self.loggers:  # step axis = optimizer steps, not Lightning calls
             logger.log_metrics({"train_loss": mean, "lr": lr}, step=step)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """What a resumed run needs beyond weights, optimizer, scheduler and step (which Lightning saves)
+        to continue bit for bit: the train loss summed since the last log, and the global RNGs."""
+        checkpoint["train_loss_since_log"] = {"sum": self._loss_sum.detach().cpu().clone(), "count": self._loss_count}
+        checkpoint["rng_states"] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+        if torch.cuda.is_available():
+            checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "train_loss_since_log" in checkpoint:
+            self._loss_sum.copy_(checkpoint["train_loss_since_log"]["sum"])
+            self._loss_count = checkpoint["train_loss_since_log"]["count"]
+        states = checkpoint.get("rng_states", {})
+        if "torch" in states:
+            torch.set_rng_state(states["torch"])
+        if "python" in states:
+            random.setstate(states["python"])
+        if "cuda" in states and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(states["cuda"])
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._accumulate_nll(batch)

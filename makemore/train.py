@@ -3,7 +3,6 @@
 import logging
 import os
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +13,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from makemore.callbacks import TrainingClock
-from makemore.checkpoint import load_checkpoint
-from makemore.config import validate_config
+from makemore.checkpoint import CheckpointWriter, check_resumable, load_checkpoint, read_checkpoint
+from makemore.config import resume_checkpoint, validate_config
 from makemore.datamodule import CharDataModule
 from makemore.evaluation import mean_nll
 from makemore.io import atomic_write_json, atomic_write_text
@@ -23,9 +22,6 @@ from makemore.lit_model import LanguageModel
 from makemore.sampling import generate
 
 log = logging.getLogger(__name__)
-# Lightning warns that an IterableDataset with __len__ may miscount under several loader workers; ours
-# are read in the main process and their length (Lightning calls until max_steps) is exact.
-warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined")
 
 
 def _plain(cfg: DictConfig) -> dict[str, Any]:
@@ -66,31 +62,47 @@ def set_torch_threads(threads: int | None) -> None:
 
 
 def train(cfg: DictConfig) -> float:
-    """Train one run into cfg.run_dir and return its best val loss (what a sweeper minimizes)."""
+    """Train one run into cfg.run_dir (from ckpt_path / resume's last.ckpt if given) and return its best
+    val loss (what a sweeper minimizes)."""
     validate_config(cfg)
     set_torch_threads(cfg.threads)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = prepare_datamodule(cfg)
     module = build_module(cfg, datamodule)
-    logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    ckpt_path = resume_checkpoint(cfg)
+    start_step = 0
+    if ckpt_path is not None:
+        ckpt = read_checkpoint(ckpt_path)
+        check_resumable(ckpt, ckpt_path, module)
+        start_step = ckpt["global_step"]
+        log.info("continuing from %s at step %d", ckpt_path, start_step)
+    # A resumed run's TensorBoard writer drops what the interrupted run logged after its checkpoint,
+    # so the curve goes on as one line instead of two overlapping ones.
+    logger = instantiate(cfg.logger, purge_step=start_step + 1 if start_step else None) if cfg.get("logger") else False
     clock = TrainingClock()
     callbacks = [instantiate(c) for c in cfg.callbacks.values()] + [clock]
-    trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks, plugins=[CheckpointWriter()])
 
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     train_time_s = time.perf_counter() - start
 
     if not trainer.is_global_zero:  # data-parallel: one process writes the results
         return float(trainer.checkpoint_callback.best_model_score)
-    metrics = write_results(cfg, trainer, datamodule, train_time_s, clock.seconds)
+    metrics = write_results(cfg, trainer, datamodule, train_time_s, clock.seconds, start_step)
     return metrics["val_loss"]
 
 
 def write_results(
-    cfg: DictConfig, trainer: L.Trainer, datamodule: CharDataModule, train_time_s: float, loop_s: float
+    cfg: DictConfig,
+    trainer: L.Trainer,
+    datamodule: CharDataModule,
+    train_time_s: float,
+    loop_s: float,
+    start_step: int = 0,
 ) -> dict[str, Any]:
-    """metrics.json (losses of best.ckpt over whole splits), the TensorBoard hparams entry, samples.txt."""
+    """metrics.json (losses of best.ckpt over whole splits), the TensorBoard hparams entry, samples.txt.
+    Times and speed are this process's: a resumed run counts from `start_step`."""
     run_dir = Path(cfg.run_dir)
     best_path = Path(trainer.checkpoint_callback.best_model_path)
     best, best_ckpt = load_checkpoint(best_path)
@@ -103,8 +115,9 @@ def write_results(
         "vocab_size": datamodule.vocab.size,
         "split_sizes": datamodule.split_sizes,
         "steps": trainer.global_step,
+        "resumed_from_step": start_step,
         "train_time_s": round(train_time_s, 2),
-        "steps_per_s": round(trainer.global_step / loop_s, 1),  # the training loop alone
+        "steps_per_s": round((trainer.global_step - start_step) / loop_s, 1) if loop_s else None,  # the loop alone
         **losses,
         "best_step": best_ckpt["global_step"],
         "best_ckpt": str(best_path.relative_to(run_dir)),

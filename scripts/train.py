@@ -1,9 +1,14 @@
-"""Train a makemore model: python scripts/train.py [experiment=seed_11897] [hidden=300 emb_dim=10 ...]"""
+"""Train a makemore model: python scripts/train.py [experiment=seed_11897] [hidden=300 emb_dim=10 ...]
+
+Continue an interrupted run with python scripts/train.py resume=<run dir>.
+"""
+
+import sys
 
 import hydra
 from omegaconf import DictConfig
 
-from makemore.cli import report_user_errors
+from makemore.cli import expand_resume, report_user_errors
 from makemore.config import register_resolvers, validate_config
 
 register_resolvers()
@@ -19,4 +24,5 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    sys.argv = expand_resume(sys.argv)
     main()

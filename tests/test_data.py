@@ -3,7 +3,7 @@ import torch
 
 from makemore.contexts import build_contexts, split_items
 from makemore.datamodule import CharDataModule, RandomMinibatches
-from makemore.errors import DataError
+from makemore.errors import DataError, MakemoreError
 from makemore.text import read_items
 from makemore.vocab import Vocabulary
 
@@ -94,10 +94,39 @@ def test_too_few_items_to_split():
 def test_random_minibatches_are_seeded_and_sized():
     vocab = Vocabulary.from_items(["emma", "olivia"])
     contexts = build_contexts(["emma", "olivia"], vocab, 3)
-    batches = list(RandomMinibatches(contexts, batch_size=4, num_steps=7, steps_per_call=3, seed=1))
+    batches = list(RandomMinibatches(contexts, batch_size=4, max_steps=7, steps_per_call=3, seed=1))
     assert [tuple(x.shape) for x, _ in batches] == [(3, 4, 3), (3, 4, 3), (1, 4, 3)]
-    again = list(RandomMinibatches(contexts, batch_size=4, num_steps=7, steps_per_call=3, seed=1))
+    again = list(RandomMinibatches(contexts, batch_size=4, max_steps=7, steps_per_call=3, seed=1))
     assert all(torch.equal(a[0], b[0]) for a, b in zip(batches, again, strict=True))
+
+
+@pytest.mark.parametrize("fetched_ahead", [0, 1])
+def test_minibatch_sampler_resumes_mid_run_with_the_same_draws(fetched_ahead):
+    """The state saved at step 6 continues the same random stream, whether or not the loader had
+    already drawn step 6's batch (Lightning may fetch ahead) when the checkpoint was written."""
+    contexts = build_contexts(["emma", "olivia", "ava"], Vocabulary.from_items(["emma", "olivia", "ava"]), 3)
+    uninterrupted = [x for x, _ in RandomMinibatches(contexts, batch_size=4, max_steps=15, steps_per_call=3, seed=1)]
+
+    loader = RandomMinibatches(contexts, batch_size=4, max_steps=15, steps_per_call=3, seed=1)
+    batches = iter(loader)
+    for _ in range(2 + fetched_ahead):  # steps 0-5 trained, maybe 6-8 fetched already
+        next(batches)
+    state = loader.state_dict()
+
+    resumed = RandomMinibatches(contexts, batch_size=4, max_steps=15, steps_per_call=3, seed=999, start_step=6)
+    resumed.load_state_dict(state)
+    assert len(resumed) == 5  # Lightning counts calls over the whole run
+    rest = [x for x, _ in resumed]
+    assert len(rest) == 3
+    assert all(torch.equal(a, b) for a, b in zip(rest, uninterrupted[2:], strict=True))
+
+
+def test_minibatch_sampler_without_state_for_its_step_says_so():
+    contexts = build_contexts(["emma"], Vocabulary.from_items(["emma"]), 3)
+    resumed = RandomMinibatches(contexts, batch_size=4, max_steps=15, steps_per_call=3, seed=1, start_step=7)
+    resumed.load_state_dict({"generator_state_at_step": {6: torch.Generator().get_state()}})
+    with pytest.raises(MakemoreError, match="steps_per_call"):
+        next(iter(resumed))
 
 
 def test_eval_loader_covers_the_whole_split(names_path):
