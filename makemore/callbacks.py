@@ -10,7 +10,7 @@ from lightning.pytorch.callbacks import Checkpoint, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from makemore.errors import TrainingInterrupted
-from makemore.plots import embedding_figure, save_figure
+from makemore.plots import embedding_figure, missing_glyphs_quiet, save_figure
 from makemore.sampling import generate
 
 
@@ -147,17 +147,19 @@ class EmbeddingPlot(L.Callback):
     """The seed's scatter of the embedding table C (dims 0 and 1) at every val check, as `path` and in
     TensorBoard's Images; the whole table goes to TensorBoard's Projector at the end of training."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, max_labels: int = 100):
         self.path = Path(path)
+        self.max_labels = max_labels
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         table = getattr(pl_module.model, "C", None)
         if trainer.sanity_checking or table is None or not trainer.is_global_zero:
             return
-        fig = embedding_figure(table, pl_module.vocab.labels(), trainer.global_step)
+        fig = embedding_figure(table, pl_module.vocab.labels(), trainer.global_step, self.max_labels)
         writer = _tensorboard(trainer)
         if writer is not None:
-            writer.add_figure("embedding", fig, trainer.global_step, close=False)
+            with missing_glyphs_quiet():
+                writer.add_figure("embedding", fig, trainer.global_step, close=False)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         save_figure(fig, self.path)
 

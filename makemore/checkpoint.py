@@ -11,7 +11,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from makemore.contexts import make_splits
 from makemore.errors import CheckpointWriteError, DataError, MakemoreError
 from makemore.lit_model import LanguageModel
-from makemore.text import file_sha256, read_items
+from makemore.text import read_text_file
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -40,9 +40,15 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         with torch.serialization.safe_globals(CHECKPOINT_GLOBALS):
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        unsafe = [line.strip() for line in str(e).splitlines() if "Unsupported global" in line]
+        if unsafe:
+            raise MakemoreError(
+                f"refused to load {path}: it holds Python objects beyond tensors and plain data, which a makemore "
+                f"checkpoint never does ({unsafe[0][:200]})"
+            ) from None
         raise MakemoreError(
-            f"refused to load {path}: it holds Python objects beyond tensors and plain data, which a makemore "
-            f"checkpoint never does ({str(e).splitlines()[0][:200]})"
+            f"cannot read {path} as a checkpoint (truncated or corrupted?): it is not a PyTorch file; "
+            "use another .ckpt, e.g. the run's best.ckpt or last.ckpt"
         ) from None
     except _READ_ERRORS as e:
         detail = str(e).splitlines()[0][:200] if str(e) else ""
@@ -131,8 +137,8 @@ def recorded_splits(module: LanguageModel, data_path: str | Path | None = None) 
     if record is None:
         raise DataError("this checkpoint records no data file; pass data.path=/path/to/file.txt")
     path = Path(data_path if data_path is not None else record["path"])
-    items = read_items(path)
-    if data_path is None and file_sha256(path) != record["sha256"]:
+    items, sha256 = read_text_file(path)
+    if data_path is None and sha256 != record["sha256"]:
         raise DataError(
             f"{path} changed since this model was trained (sha256 differs); "
             "pass data.path= explicitly to use its current contents"

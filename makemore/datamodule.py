@@ -11,8 +11,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from makemore.contexts import SPLIT_NAMES, ContextSet, build_contexts, make_splits
 from makemore.download import download
-from makemore.errors import MakemoreError
-from makemore.text import file_sha256, read_items
+from makemore.errors import DataError, MakemoreError
+from makemore.text import read_text_file
 from makemore.vocab import Vocabulary
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -135,15 +135,24 @@ class CharDataModule(L.LightningDataModule):
         self.vocab: Vocabulary | None = None
         self.items: dict[str, list[str]] = {}
         self.contexts: dict[str, ContextSet] = {}
+        self.sha256: str | None = None
+        self._prepared: tuple[int, int] | None = None
 
     def prepare_data(self) -> None:
         if self.default is not None:
             download(self.default["url"], self.path, self.default["sha256"])
+        self._prepared = _stat_fingerprint(self.path)
 
     def setup(self, stage: str | None = None) -> None:
         if self.vocab is not None:
             return
-        items = read_items(self.path)
+        before = _stat_fingerprint(self.path)
+        items, self.sha256 = read_text_file(self.path)
+        if before != _stat_fingerprint(self.path) or (self._prepared and before != self._prepared):
+            raise DataError(
+                f"{self.path} changed while it was being prepared and read (is something still writing or "
+                "downloading it?); rerun once the file is complete"
+            )
         self.vocab = Vocabulary.from_items(items)
         self.items = make_splits(items, self.split, self.split_seed, self.overfit_items)
         self.contexts = {name: build_contexts(self.items[name], self.vocab, self.block_size) for name in SPLIT_NAMES}
@@ -152,7 +161,7 @@ class CharDataModule(L.LightningDataModule):
         """What a checkpoint stores to find this data and its split again."""
         return {
             "path": str(self.path.resolve()),
-            "sha256": file_sha256(self.path),
+            "sha256": self.sha256,  # of the bytes trained on, not of the file as it is now
             "split": self.split,
             "split_seed": self.split_seed,
             "overfit_items": self.overfit_items,
@@ -173,3 +182,12 @@ class CharDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(Chunks(self.contexts["val"], self.eval_batch_size), batch_size=None)
+
+
+def _stat_fingerprint(path: Path) -> tuple[int, int] | None:
+    """(size, modification time): cheap to take, and it changes whenever the file is rewritten."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None  # read_text_file says what is wrong with the path
+    return stat.st_size, stat.st_mtime_ns

@@ -1,6 +1,11 @@
 """Figures the seed notebook draws: the 2-D character embedding and the learning-rate sweep."""
 
+import contextlib
+import io
 import math
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
 
 import matplotlib
 
@@ -10,19 +15,37 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
 
+from makemore.io import atomic_write_bytes
 
-def embedding_figure(table: torch.Tensor, labels: list[str], step: int | None = None) -> Figure:
-    """Dimensions 0 and 1 of the embedding table, one labelled dot per character, as in the seed."""
+
+@contextlib.contextmanager
+def missing_glyphs_quiet() -> Iterator[None]:
+    """Characters outside the font (emoji, CJK) are drawn as boxes; a warning per glyph per drawing is noise."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
+        yield
+
+
+def embedding_figure(table: torch.Tensor, labels: list[str], step: int | None = None, max_labels: int = 100) -> Figure:
+    """Dimensions 0 and 1 of the embedding table, one labelled dot per character, as in the seed.
+
+    A vocabulary larger than `max_labels` (CJK text has thousands) is drawn as unlabelled dots: the
+    labels would cover each other, and each glyph missing from the font would cost a warning.
+    """
     fig, ax = plt.subplots(figsize=(8, 8))
     points = table.detach().float().cpu()
-    ax.scatter(points[:, 0], points[:, 1], s=200)
-    for (x, y), label in zip(points[:, :2].tolist(), labels, strict=True):
+    if points.shape[1] < 2:  # emb_dim=1: a line of characters
+        points = torch.cat([points, torch.zeros_like(points)], dim=1)
+    labelled = len(labels) <= max_labels
+    ax.scatter(points[:, 0], points[:, 1], s=200 if labelled else 4)
+    for (x, y), label in zip(points[:, :2].tolist(), labels if labelled else [], strict=False):
         ax.text(x, y, label, ha="center", va="center", color="white")
     ax.grid(which="minor")
     ax.grid()
     ax.set_xlabel("C[:, 0]")
     ax.set_ylabel("C[:, 1]")
-    ax.set_title("character embedding" + (f" at step {step}" if step is not None else ""))
+    title = "character embedding" + (f" at step {step}" if step is not None else "")
+    ax.set_title(title if labelled else f"{title} ({len(labels)} characters, unlabelled)")
     return fig
 
 
@@ -40,8 +63,12 @@ def lr_sweep_figure(lrs: list[float], losses: list[float], suggestion: float | N
     return fig
 
 
-def save_figure(fig: Figure, path) -> None:
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+def save_figure(fig: Figure, path: str | Path) -> None:
+    """PNG to `path`, atomically, then close the figure."""
+    buffer = io.BytesIO()
+    with missing_glyphs_quiet():
+        fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    atomic_write_bytes(path, buffer.getvalue())
     plt.close(fig)
 
 

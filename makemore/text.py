@@ -1,16 +1,25 @@
 """Read a one-item-per-line text file into a list of items, refusing files we cannot train on."""
 
 import hashlib
+import unicodedata
 from pathlib import Path
 
 from makemore.errors import DataError
 
 
 def read_items(path: str | Path) -> list[str]:
-    """Items of a UTF-8 file: one per line, surrounding whitespace stripped, empty lines dropped.
+    """Items of a UTF-8 file: one per line, surrounding whitespace stripped, empty lines dropped."""
+    return read_text_file(path)[0]
 
-    A BOM and Windows line endings are accepted. Anything else that would make a silently wrong
-    model (not a file, not UTF-8, nothing in it) is a DataError naming the file and the fix.
+
+def read_text_file(path: str | Path) -> tuple[list[str], str]:
+    """The items of `path` and the sha256 of the very bytes they came from.
+
+    Lines end at '\n' only (a '\r' before it is dropped with the other surrounding whitespace), so
+    what `wc -l` counts is what we count. Text is NFC-normalized, so an accented letter written as
+    letter + combining accent is the same single character as its precomposed form. A BOM is accepted.
+    Anything that would make a silently wrong model (not a file, binary, not UTF-8, nothing in it) is
+    a DataError naming the file and the fix.
     """
     path = Path(path)
     if not path.exists():
@@ -18,6 +27,11 @@ def read_items(path: str | Path) -> list[str]:
     if path.is_dir():
         raise DataError(f"data.path is a directory, not a file: {path} (point data.path at a text file)")
     raw = path.read_bytes()
+    if b"\x00" in raw:
+        raise DataError(
+            f"data file looks binary (it contains NUL bytes at offset {raw.index(0)}): {path}; "
+            "pass a UTF-8 text file with one item per line"
+        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -25,12 +39,7 @@ def read_items(path: str | Path) -> list[str]:
             f"data file is not UTF-8 text: {path} (byte 0x{raw[e.start]:02x} at offset {e.start}); "
             "convert it, e.g. iconv -f latin1 -t utf-8"
         ) from None
-    items = list(filter(None, map(str.strip, text.splitlines())))
+    items = list(filter(None, map(str.strip, unicodedata.normalize("NFC", text).split("\n"))))
     if not items:
         raise DataError(f"data file has no items (it is empty or only blank lines): {path}")
-    return items
-
-
-def file_sha256(path: str | Path) -> str:
-    """Fingerprint of the data a model was trained on, recorded in its checkpoint."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return items, hashlib.sha256(raw).hexdigest()

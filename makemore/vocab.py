@@ -45,10 +45,17 @@ class Vocabulary:
         return "".join(BOUNDARY_DISPLAY if i == BOUNDARY_ID else self.chars[i - 1] for i in ids)
 
     def labels(self) -> list[str]:
-        """One display label per id (for plots): '.' for the boundary unless '.' is a data character."""
+        """One visible, single-line label per id (for plots and TensorBoard's projector TSV): '.' for the
+        boundary unless '.' is a data character, and whitespace or control characters escaped ('\\t')."""
         boundary = "<s>" if BOUNDARY_DISPLAY in self.stoi else BOUNDARY_DISPLAY
-        return [boundary, *self.chars]
+        return [boundary, *map(_visible, self.chars)]
 
     def unknown_chars(self, items: Iterable[str]) -> list[str]:
         """Characters of `items` that this vocabulary cannot encode."""
         return sorted(set("".join(items)) - set(self.stoi))
+
+
+def _visible(char: str) -> str:
+    if char == " ":
+        return "␠"
+    return char if char.isprintable() else char.encode("unicode_escape").decode("ascii")

@@ -1,6 +1,8 @@
 """Every bad input: one clear line on stderr, a non-zero exit, no traceback, no half-written outputs."""
 
+import os
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +17,8 @@ def bad_files(tmp_path):
         "blank": b"\n   \n\t\n",
         "latin1": b"ren\xe9e\nchlo\xe9\n",
         "three_lines": b"ann\nbob\ncid\n",
+        "png": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)),
+        "nul": b"ann\nb\x00b\ncid\n" * 10,
     }
     paths = {}
     for name, content in files.items():
@@ -33,6 +37,8 @@ def cases(tmp_path, names_path):
         "only blank lines": ([f"data.path={files['blank']}"], "no items"),
         "not utf-8": ([f"data.path={files['latin1']}"], "not UTF-8"),
         "too few items": ([f"data.path={files['three_lines']}"], "too few to split"),
+        "binary file": ([f"data.path={files['png']}"], "looks binary (it contains NUL bytes"),
+        "NUL bytes in text": ([f"data.path={files['nul']}"], "looks binary"),
         "block_size 0": ([data, "block_size=0"], "block_size must be a positive integer"),
         "emb_dim 0": ([data, "emb_dim=0"], "emb_dim must be a positive integer"),
         "hidden negative": ([data, "hidden=-5"], "hidden must be a positive integer"),
@@ -62,11 +68,49 @@ def test_bad_inputs_fail_clearly(tmp_path, names_path):
         assert not (tmp_path / "runs" / name / "checkpoints").exists()
 
 
-@pytest.mark.parametrize("override", ["val_every=15", "data.split=[0.5,0.2,0.2]"])
-def test_config_errors_name_the_key(names_path, tmp_path, override):
-    result = run_script("train.py", f"data.path={names_path}", *FAST, override, f"hydra.run.dir={tmp_path}")
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("log_every=15", "log_every=15 must be a multiple of steps_per_call=10"),
+        ("val_every=5000", "val_every=5000 is more than trainer.max_steps=10"),
+        ("data.split=[0.5,0.2,0.2]", "data.split must be three positive fractions"),
+        ("hidden=0", "hidden must be a positive integer"),
+        ("ckpt_every=0", "ckpt_every must be a positive integer"),
+        ("ckpt_path=/no/such.ckpt", "ckpt_path=/no/such.ckpt: no such file"),
+        ("resume=/no/such/run", "resume=/no/such/run: not a run directory"),
+        ("hiden=300", "Could not override 'hiden'"),  # Hydra's struct mode: unknown keys are refused
+    ],
+)
+def test_config_errors_name_the_key_before_any_dir_is_written(names_path, tmp_path, override, message):
+    run_dir = tmp_path / "run"
+    result = run_script("train.py", f"data.path={names_path}", *FAST, override, f"hydra.run.dir={run_dir}")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert message in result.stderr, result.stderr
+    assert not run_dir.exists()
+
+
+def read_only_dir(tmp_path):
+    """A directory this process cannot create anything in. Root ignores permission bits, so as root
+    use /sys, which the kernel keeps read-only for everyone in a container."""
+    if os.geteuid() != 0:
+        path = tmp_path / "read-only"
+        path.mkdir()
+        path.chmod(0o555)
+        return path
+    try:
+        os.mkdir("/sys/makemore-probe")
+    except OSError:
+        return Path("/sys")
+    os.rmdir("/sys/makemore-probe")
+    pytest.fail("no read-only directory to test with: /sys is writable here")
+
+
+def test_read_only_output_dir_is_one_clear_error(names_path, tmp_path):
+    run_dir = read_only_dir(tmp_path) / "run"
+    result = run_script("train.py", f"data.path={names_path}", *FAST, f"hydra.run.dir={run_dir}")
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert override.split("=")[0] in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and f"cannot create the output directory {run_dir}" in errors[0], result.stderr
 
 
 def test_divergence_stops_with_a_clear_message_and_no_results(names_path, tmp_path):

@@ -47,6 +47,7 @@ def test_a_failed_job_is_a_failed_row_and_the_others_finish(names_path, tmp_path
     assert "data file not found" in rows[1]["error"]
 
 
+@pytest.mark.slow  # each launches several training processes; run with -m slow
 def test_optuna_search_runs_and_reports_its_best(names_path, tmp_path):
     sweep = tmp_path / "optuna"
     storage = tmp_path / "study.db"
@@ -70,6 +71,7 @@ def test_optuna_search_runs_and_reports_its_best(names_path, tmp_path):
     assert len(study.trials) == 2 * trials  # the second search continued the first
 
 
+@pytest.mark.slow  # each launches several training processes; run with -m slow
 def test_submitit_local_launcher(names_path, tmp_path):
     sweep = tmp_path / "submitit"
     result = run_script(
@@ -85,6 +87,7 @@ def test_submitit_local_launcher(names_path, tmp_path):
     assert [r["status"] for r in summary_rows(sweep)] == ["ok", "ok"]
 
 
+@pytest.mark.slow  # each launches several training processes; run with -m slow
 def test_ddp_on_two_cpu_processes(names_path, tmp_path):
     run_dir = tmp_path / "ddp"
     result = run_script(
