@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from makemore.errors import DataError
+from makemore.text import read_text_file
+
 from .conftest import run_script
 
 FAST = ["trainer.max_steps=10", "val_every=10", "log_every=10", "steps_per_call=10"]
@@ -21,8 +24,9 @@ def bad_files(tmp_path):
         "nul": b"ann\nb\x00b\ncid\n" * 10,
     }
     paths = {}
+    (tmp_path / "bad files").mkdir()  # a space in the path, on purpose
     for name, content in files.items():
-        paths[name] = tmp_path / f"{name}.txt"
+        paths[name] = tmp_path / "bad files" / f"{name}.txt"
         paths[name].write_bytes(content)
     return paths
 
@@ -32,13 +36,9 @@ def cases(tmp_path, names_path):
     data = f"data.path={names_path}"
     return {
         "missing file": ([f"data.path={tmp_path / 'nope.txt'}"], "data file not found"),
-        "directory": ([f"data.path={tmp_path}"], "is a directory"),
-        "empty file": ([f"data.path={files['empty']}"], "no items"),
-        "only blank lines": ([f"data.path={files['blank']}"], "no items"),
         "not utf-8": ([f"data.path={files['latin1']}"], "not UTF-8"),
         "too few items": ([f"data.path={files['three_lines']}"], "too few to split"),
         "binary file": ([f"data.path={files['png']}"], "looks binary (it contains NUL bytes"),
-        "NUL bytes in text": ([f"data.path={files['nul']}"], "looks binary"),
         "block_size 0": ([data, "block_size=0"], "block_size must be a positive integer"),
         "emb_dim 0": ([data, "emb_dim=0"], "emb_dim must be a positive integer"),
         "hidden negative": ([data, "hidden=-5"], "hidden must be a positive integer"),
@@ -127,3 +127,14 @@ def test_divergence_stops_with_a_clear_message_and_no_results(names_path, tmp_pa
     assert "training diverged" in result.stderr and "lower optimizer.lr" in result.stderr
     assert "steps 1-100" in result.stderr  # stopped at the first log point, not after 2000 steps
     assert not (tmp_path / "metrics.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("directory", "is a directory"), ("empty", "no items"), ("blank", "no items"), ("nul", "looks binary")],
+)
+def test_more_unusable_files_are_refused_in_process(tmp_path, name, message):
+    """The same DataError the CLI prints as one line (tested above), for the rest of the bad files."""
+    path = tmp_path if name == "directory" else bad_files(tmp_path)[name]
+    with pytest.raises(DataError, match=message):
+        read_text_file(path)

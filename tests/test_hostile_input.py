@@ -16,7 +16,7 @@ from makemore.datamodule import CharDataModule
 from makemore.errors import DataError
 from makemore.train import train
 
-from .conftest import REPO, run_script
+from .conftest import REPO
 
 TINY = ["trainer.max_steps=100", "val_every=50", "log_every=50", "steps_per_call=50", "sample.num_samples=5"]
 
@@ -114,14 +114,3 @@ def test_the_checkpoint_records_the_bytes_it_trained_on(tmp_path):
     datamodule.setup("fit")
     path.write_text("something else entirely\n" * 10)  # rewritten after it was read
     assert datamodule.record()["sha256"] == hashlib.sha256(b"ann\nbob\n" * 10).hexdigest()
-
-
-def test_command_line_data_path_with_spaces(tmp_path):
-    data = tmp_path / "my data" / "names with spaces.txt"
-    data.parent.mkdir()
-    data.write_text("\n".join(["ann", "bob", "cid", "dan", "eve"] * 4) + "\n")
-    result = run_script("train.py", f"data.path={data}", *TINY, f"hydra.run.dir={tmp_path / 'the run'}")
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert (
-        json.loads((tmp_path / "the run" / "metrics.json").read_text())["vocab_size"] == 10
-    )  # a b c d e i n o v + boundary
