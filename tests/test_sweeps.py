@@ -14,6 +14,7 @@ from .conftest import run_script, summary_rows
 TINY = ["trainer.max_steps=100", "val_every=100", "log_every=100", "steps_per_call=50", "hidden=16"]
 
 
+@pytest.mark.slow  # two training processes side by side; run with -m slow
 def test_joblib_grid_writes_a_sorted_summary(names_path, tmp_path):
     sweep = tmp_path / "grid"
     result = run_script(
