@@ -6,13 +6,13 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
-from makemore.errors import MakemoreError
+from makemore.errors import ConfigError, MakemoreError
 
 T = TypeVar("T")
 log = logging.getLogger("makemore")
@@ -22,10 +22,17 @@ def _in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def exit_with(error: MakemoreError) -> NoReturn:
+    """The one way a user error ends a command: `makemore: error: ...` on stderr and the error's status."""
+    newline = "\n" if sys.stderr.isatty() else ""  # off the end of a progress bar's line
+    print(f"{newline}makemore: error: {error}", file=sys.stderr)
+    sys.exit(error.exit_code)
+
+
 def report_user_errors(fn: Callable[..., T]) -> Callable[..., T]:
     """In a single run, exit with the message and the error's status (2; 128 + signal when interrupted).
-    In a multirun, log it and let Hydra mark this job
-    failed, so the other jobs still run and the sweep summary shows the error."""
+    In a multirun, log it and let Hydra mark this job failed, so the other jobs still run and the sweep
+    summary shows the error."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs) -> T:
@@ -36,9 +43,7 @@ def report_user_errors(fn: Callable[..., T]) -> Callable[..., T]:
                 log.error("job failed: %s", e)
                 raise
             log.debug("user error", exc_info=True)  # the full story stays in the run's log file
-            newline = "\n" if sys.stderr.isatty() else ""  # off the end of a progress bar's line
-            print(f"{newline}makemore: error: {e}", file=sys.stderr)
-            sys.exit(e.exit_code)
+            exit_with(e)
 
     return wrapper
 
@@ -53,12 +58,12 @@ def expand_resume(argv: list[str]) -> list[str]:
     run_dir = given[-1].split("=", 1)[1]
     recorded = Path(run_dir) / ".hydra" / "overrides.yaml"
     if not recorded.is_file():
-        print(
-            f"makemore: error: resume={run_dir}: not a run directory (no {recorded}); pass a directory that "
-            "scripts/train.py wrote, or ckpt_path=<file.ckpt>",
-            file=sys.stderr,
+        exit_with(
+            ConfigError(
+                f"resume={run_dir}: not a run directory (no {recorded}); pass a directory that "
+                "scripts/train.py wrote, or ckpt_path=<file.ckpt>"
+            )
         )
-        sys.exit(2)
     quoted_dir = run_dir.replace("\\", "\\\\").replace("'", "\\'")
     earlier = [o for o in yaml.safe_load(recorded.read_text()) or [] if not o.startswith("ckpt_path=")]
     merged: dict[str, str] = {}

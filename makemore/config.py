@@ -1,13 +1,13 @@
 """Config helpers: resolvers used by conf/*.yaml and validation that runs before any work is done."""
 
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from makemore.cli import exit_with
 from makemore.errors import ConfigError
 
 
@@ -91,15 +91,13 @@ class CheckConfigFirst(Callback):
             validate_config(config)
             _make_output_dir(config.hydra.run.dir)
         except ConfigError as e:
-            print(f"makemore: error: {e}", file=sys.stderr)
-            sys.exit(e.exit_code)
+            exit_with(e)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
             _make_output_dir(config.hydra.sweep.dir)
         except ConfigError as e:
-            print(f"makemore: error: {e}", file=sys.stderr)
-            sys.exit(e.exit_code)
+            exit_with(e)
 
 
 def _make_output_dir(path: str) -> None:
