@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from makemore.errors import DataError
+from makemore.text import read_text_file
+
 from .conftest import run_script
 
 FAST = ["trainer.max_steps=10", "val_every=10", "log_every=10", "steps_per_call=10"]
@@ -129,3 +132,14 @@ def test_divergence_stops_with_a_clear_message_keeps_the_last_good_checkpoint_an
     last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["global_step"] == 500
     assert all(torch.isfinite(w).all() for w in last["state_dict"].values())
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("directory", "is a directory"), ("empty", "no items"), ("blank", "no items"), ("nul", "looks binary")],
+)
+def test_more_unusable_files_are_refused_in_process(tmp_path, name, message):
+    """The same DataError the CLI prints as one line (tested above), for the rest of the bad files."""
+    path = tmp_path if name == "directory" else bad_files(tmp_path)[name]
+    with pytest.raises(DataError, match=message):
+        read_text_file(path)
