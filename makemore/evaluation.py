@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from makemore.checkpoint import recorded_splits
-from makemore.contexts import ContextSet, build_contexts
+from makemore.data.contexts import ContextSet, build_contexts
 from makemore.errors import DataError
-from makemore.lit_model import LanguageModel
+from makemore.training.checkpoint import recorded_splits
+from makemore.training.module import LanguageModel
 
 
 @torch.no_grad()

@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from makemore.config import validate_config
 from makemore.io import atomic_write_json
 from makemore.plots import lr_sweep_figure, save_figure
-from makemore.train import build_module, prepare_datamodule
+from makemore.training.train import build_module, prepare_datamodule
 
 log = logging.getLogger(__name__)
 

@@ -3,10 +3,10 @@
 import torch
 from torch import nn
 
-from makemore.checkpoint import recorded_splits
+from makemore.data.vocab import BOUNDARY_ID, Vocabulary
 from makemore.errors import MakemoreError
-from makemore.lit_model import LanguageModel
-from makemore.vocab import BOUNDARY_ID, Vocabulary
+from makemore.training.checkpoint import recorded_splits
+from makemore.training.module import LanguageModel
 
 
 def sample_next(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -31,10 +31,10 @@ sys.path.insert(0, str(REPO))
 from hydra import compose, initialize_config_dir  # noqa: E402
 
 from makemore.config import register_resolvers  # noqa: E402
-from makemore.contexts import build_contexts, split_items  # noqa: E402
+from makemore.data.contexts import build_contexts, split_items  # noqa: E402
+from makemore.data.text import read_items  # noqa: E402
+from makemore.data.vocab import Vocabulary  # noqa: E402
 from makemore.sampling import generate  # noqa: E402
-from makemore.text import read_items  # noqa: E402
-from makemore.vocab import Vocabulary  # noqa: E402
 
 SEED_STEPS = 200_000  # the notebook's run length, for the time-to-quality budget
 
@@ -71,7 +71,7 @@ def seed_loop(xtr, ytr, xval, yval, steps: int, batch_size: int = 32) -> tuple[f
 
 def project_run(overrides: list[str]) -> dict:
     """One run of the code scripts/train.py runs, in a temp run dir; returns its metrics.json."""
-    from makemore.train import train
+    from makemore.training.train import train
 
     register_resolvers()
     with tempfile.TemporaryDirectory() as run_dir:
@@ -120,7 +120,7 @@ def bench_train(names: Path, steps: int, repeats: int, splits) -> dict:
 
 SETUP_CHILD = """
 import resource, sys, time
-from makemore.datamodule import CharDataModule
+from makemore.data.datamodule import CharDataModule
 start = time.perf_counter()
 dm = CharDataModule(sys.argv[1], {}, block_size=int(sys.argv[2]), batch_size=32)
 dm.setup()

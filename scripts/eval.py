@@ -11,9 +11,9 @@ from makemore.cli import report_user_errors
 def main(cfg: DictConfig) -> None:
     from pathlib import Path
 
-    from makemore.checkpoint import load_checkpoint, resolve_checkpoint
     from makemore.evaluation import evaluate
     from makemore.io import atomic_write_json
+    from makemore.training.checkpoint import load_checkpoint, resolve_checkpoint
 
     ckpt_path = resolve_checkpoint(cfg.ckpt)
     module, ckpt = load_checkpoint(ckpt_path)

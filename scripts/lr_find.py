@@ -18,7 +18,7 @@ register_resolvers()
 def main(cfg: DictConfig) -> float | None:
     validate_config(cfg)
     from makemore.lr_find import find_lr
-    from makemore.train import train
+    from makemore.training.train import train
 
     suggestion = find_lr(cfg)
     print(f"suggested lr: {suggestion:.4g}" if suggestion is not None else "no lr suggested (the loss never fell)")

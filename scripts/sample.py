@@ -11,8 +11,8 @@ from makemore.cli import report_user_errors
 @hydra.main(version_base="1.3", config_path="../conf", config_name="sample")
 @report_user_errors
 def main(cfg: DictConfig) -> None:
-    from makemore.checkpoint import load_checkpoint
     from makemore.sampling import generate, training_items
+    from makemore.training.checkpoint import load_checkpoint
 
     module, _ = load_checkpoint(cfg.ckpt)
     samples = generate(

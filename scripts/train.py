@@ -18,7 +18,7 @@ register_resolvers()
 @report_user_errors
 def main(cfg: DictConfig) -> float:
     validate_config(cfg)  # before importing torch and Lightning: a typo should cost a second, not ten
-    from makemore.train import train
+    from makemore.training.train import train
 
     return train(cfg)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from makemore.data.text import read_text_file
 from makemore.errors import DataError
-from makemore.text import read_text_file
 
 from .conftest import run_script
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.serialization
 
-from makemore.checkpoint import load_checkpoint
 from makemore.errors import MakemoreError
+from makemore.training.checkpoint import load_checkpoint
 
 from .conftest import REPO, run_script
 

@@ -1,11 +1,11 @@
 import pytest
 import torch
 
-from makemore.contexts import build_contexts, split_items
-from makemore.datamodule import CharDataModule, RandomMinibatches
+from makemore.data.contexts import build_contexts, split_items
+from makemore.data.datamodule import CharDataModule, RandomMinibatches
+from makemore.data.text import read_items
+from makemore.data.vocab import Vocabulary
 from makemore.errors import DataError, MakemoreError
-from makemore.text import read_items
-from makemore.vocab import Vocabulary
 
 
 def seed_build_dataset(words, stoi, block_size):

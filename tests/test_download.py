@@ -4,7 +4,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from makemore.download import download
+from makemore.data.download import download
 from makemore.errors import DataError
 
 PAYLOAD = b"emma\nolivia\nava\n"

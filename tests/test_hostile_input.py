@@ -12,9 +12,9 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from makemore.config import register_resolvers
-from makemore.datamodule import CharDataModule
+from makemore.data.datamodule import CharDataModule
 from makemore.errors import DataError
-from makemore.train import train
+from makemore.training.train import train
 
 from .conftest import REPO
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from makemore.lit_model import param_groups
 from makemore.models import MLP
+from makemore.training.module import param_groups
 
 
 @pytest.mark.parametrize(

@@ -3,10 +3,10 @@ import string
 import pytest
 import torch
 
+from makemore.data.vocab import Vocabulary
 from makemore.errors import MakemoreError
 from makemore.models import MLP
 from makemore.sampling import generate, sample_next
-from makemore.vocab import Vocabulary
 
 VOCAB = Vocabulary(list(string.ascii_lowercase))
 

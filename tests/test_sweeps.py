@@ -5,9 +5,9 @@ import json
 import optuna
 import pytest
 
-from makemore.checkpoint import load_checkpoint
-from makemore.datamodule import CharDataModule
+from makemore.data.datamodule import CharDataModule
 from makemore.evaluation import mean_nll
+from makemore.training.checkpoint import load_checkpoint
 
 from .conftest import run_script, summary_rows
 

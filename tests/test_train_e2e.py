@@ -10,8 +10,8 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from makemore.checkpoint import load_checkpoint
 from makemore.evaluation import mean_nll
+from makemore.training.checkpoint import load_checkpoint
 
 from .conftest import SHORT_RUN, run_script, summary_rows
 
@@ -60,7 +60,7 @@ def test_checkpoint_is_self_contained_and_metrics_come_from_best(short_run, name
     assert module.vocab.size == 27 and module.hparams.model["hidden"] == 200
     metrics = json.loads((short_run / "metrics.json").read_text())
     assert ckpt["global_step"] == metrics["best_step"]
-    from makemore.datamodule import CharDataModule
+    from makemore.data.datamodule import CharDataModule
 
     dm = CharDataModule(str(names_path), {}, block_size=3, batch_size=32)
     dm.setup()

@@ -1,4 +1,4 @@
-from makemore.vocab import BOUNDARY_ID, Vocabulary
+from makemore.data.vocab import BOUNDARY_ID, Vocabulary
 
 
 def test_vocabulary_is_sorted_data_characters_after_the_boundary():

@@ -7,8 +7,8 @@ from itertools import accumulate
 import numpy as np
 import torch
 
+from makemore.data.vocab import BOUNDARY_ID, Vocabulary
 from makemore.errors import DataError
-from makemore.vocab import BOUNDARY_ID, Vocabulary
 
 SPLIT_NAMES = ("train", "val", "test")
 

@@ -8,10 +8,10 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from makemore.contexts import make_splits
+from makemore.data.contexts import make_splits
+from makemore.data.text import read_text_file
 from makemore.errors import CheckpointWriteError, DataError, MakemoreError
-from makemore.lit_model import LanguageModel
-from makemore.text import read_text_file
+from makemore.training.module import LanguageModel
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

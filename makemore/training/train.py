@@ -12,14 +12,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from makemore.callbacks import TrainingClock
-from makemore.checkpoint import CheckpointWriter, check_resumable, load_checkpoint, read_checkpoint
 from makemore.config import resume_checkpoint, validate_config
-from makemore.datamodule import CharDataModule
+from makemore.data.datamodule import CharDataModule
 from makemore.evaluation import mean_nll
 from makemore.io import atomic_write_json, atomic_write_text
-from makemore.lit_model import LanguageModel
 from makemore.sampling import generate
+from makemore.training.callbacks import TrainingClock
+from makemore.training.checkpoint import CheckpointWriter, check_resumable, load_checkpoint, read_checkpoint
+from makemore.training.module import LanguageModel
 
 log = logging.getLogger(__name__)
 

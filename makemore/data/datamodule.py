@@ -9,11 +9,11 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from makemore.contexts import SPLIT_NAMES, ContextSet, build_contexts, make_splits
-from makemore.download import download
+from makemore.data.contexts import SPLIT_NAMES, ContextSet, build_contexts, make_splits
+from makemore.data.download import download
+from makemore.data.text import read_text_file
+from makemore.data.vocab import Vocabulary
 from makemore.errors import DataError, MakemoreError
-from makemore.text import read_text_file
-from makemore.vocab import Vocabulary
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 

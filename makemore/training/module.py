@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from torch import nn
 
+from makemore.data.vocab import Vocabulary
 from makemore.errors import TrainingDiverged
-from makemore.vocab import Vocabulary
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:

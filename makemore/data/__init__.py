@@ -1,0 +1,1 @@
+"""Data: a text file -> items -> vocabulary -> seeded split -> context or sequence examples -> loaders."""
