@@ -1,18 +1,24 @@
-"""Entry-point glue: a user error becomes one line on stderr and a non-zero exit, not a traceback;
-`resume=<run dir>` becomes that run's own overrides."""
+"""Entry-point glue: a user error becomes one line on stderr and a non-zero exit, not a traceback (in a
+multirun, a failed job's line and a `failed` row while the other jobs go on); `resume=<run dir>` becomes
+that run's own overrides."""
 
 import functools
+import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import yaml
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from hydra.types import RunMode
+from omegaconf.errors import OmegaConfBaseException
 
 from makemore.errors import ConfigError, MakemoreError
+from makemore.sweep import FAILURE_FILE
 
 T = TypeVar("T")
 log = logging.getLogger("makemore")
@@ -23,29 +29,64 @@ def _in_multirun() -> bool:
 
 
 def exit_with(error: MakemoreError) -> NoReturn:
-    """The one way a user error ends a command: `makemore: error: ...` on stderr and the error's status."""
-    newline = "\n" if sys.stderr.isatty() else ""  # off the end of a progress bar's line
-    print(f"{newline}makemore: error: {error}", file=sys.stderr)
+    """The one way a user error ends a command: `makemore: error: ...` on stderr and the error's status.
+    A data-parallel worker (LOCAL_RANK > 0) exits silently: its processes decide alike, the first one says it."""
+    if int(os.environ.get("LOCAL_RANK", 0)) == 0:
+        newline = "\n" if sys.stderr.isatty() else ""  # off the end of a progress bar's line
+        print(f"{newline}makemore: error: {error}", file=sys.stderr)
     sys.exit(error.exit_code)
 
 
 def report_user_errors(fn: Callable[..., T]) -> Callable[..., T]:
     """In a single run, exit with the message and the error's status (2; 128 + signal when interrupted).
-    In a multirun, log it and let Hydra mark this job failed, so the other jobs still run and the sweep
-    summary shows the error."""
+    In a multirun, print one line naming the job and the error, record it for the sweep summary and
+    return NaN (an Optuna trial then counts as failed), so the other jobs still run."""
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs) -> T:
+    def wrapper(*args, **kwargs) -> T | float:
         try:
             return fn(*args, **kwargs)
-        except MakemoreError as e:
+        except (MakemoreError, OmegaConfBaseException) as e:
+            error = e if isinstance(e, MakemoreError) else ConfigError(describe_config_error(e))
+            log.debug("user error", exc_info=True)
             if _in_multirun():
-                log.error("job failed: %s", e)
-                raise
-            log.debug("user error", exc_info=True)  # the full story stays in the run's log file
-            exit_with(e)
+                return _record_failed_job(error)
+            exit_with(error)
 
     return wrapper
+
+
+def _record_failed_job(error: MakemoreError) -> float:
+    hydra = HydraConfig.get()
+    overrides = " ".join(hydra.overrides.task)
+    log.error("job %s (%s) failed: %s", hydra.job.num, overrides, error)
+    failure = {"error": f"{type(error).__name__}: {error}"}
+    Path(hydra.runtime.output_dir, FAILURE_FILE).write_text(json.dumps(failure) + "\n")
+    return float("nan")
+
+
+def describe_config_error(error: BaseException) -> str:
+    """Hydra's and OmegaConf's multi-line reports as one line; an unknown key says so and how to list keys."""
+    cause = error.__cause__ if error.__cause__ is not None else error
+    if "not in struct" in str(cause) and getattr(cause, "full_key", None):
+        return (
+            f"unknown key '{cause.full_key}': check its spelling (python scripts/train.py --cfg job prints "
+            "every key; a new key needs a leading +)"
+        )
+    text = str(error).split("Config search path:")[0]  # Hydra's list of where it looked: noise to a user
+    skip = ("full_key:", "object_type", "reference_type", "Set the environment variable HYDRA_FULL_ERROR")
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith(skip)]
+    return " ".join(lines).removeprefix("In 'train': ")
+
+
+def run(main: Callable[[], Any]) -> None:
+    """Call a @hydra.main entry point; Hydra's own errors (an unknown key, an override it cannot parse, a
+    missing config option) become one line and exit status 2 instead of Hydra's report."""
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra then raises its errors instead of printing them itself
+    try:
+        main()
+    except (HydraException, OmegaConfBaseException) as e:
+        exit_with(ConfigError(describe_config_error(e)))
 
 
 def expand_resume(argv: list[str]) -> list[str]:

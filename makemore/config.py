@@ -4,6 +4,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -11,12 +12,29 @@ from makemore.cli import exit_with
 from makemore.errors import ConfigError
 
 
+def steps_per_call(most: int, *intervals: int) -> int:
+    """Optimizer steps per Lightning call: the largest number up to `most` that divides every interval at
+    which something happens (validation, logging, checkpoints), so each happens at its exact step."""
+    common = math.gcd(*(int(i) for i in intervals))
+    return max(d for d in range(1, max(1, min(int(most), common)) + 1) if common % d == 0)
+
+
+def val_check_calls(val_every: int, max_steps: int, call_steps: int) -> int:
+    """Lightning's val_check_interval, in calls; a run shorter than val_every validates at its end only."""
+    return max(1, min(int(val_every) // int(call_steps), math.ceil(int(max_steps) / int(call_steps))))
+
+
 def register_resolvers() -> None:
-    """`${fraction_of:0.5,${trainer.max_steps}}` -> 100000 and `${floordiv:a,b}`, for derived step counts."""
-    if not OmegaConf.has_resolver("fraction_of"):
-        OmegaConf.register_new_resolver("fraction_of", lambda frac, total: int(float(frac) * int(total)))
-    if not OmegaConf.has_resolver("floordiv"):
-        OmegaConf.register_new_resolver("floordiv", lambda a, b: int(a) // int(b))
+    """Resolvers for derived step counts: `${fraction_of:0.5,${trainer.max_steps}}` -> 100000 (where the
+    step decay comes), `${call_steps:...}` and `${val_check_calls:...}` (see the functions above)."""
+    resolvers = {
+        "fraction_of": lambda frac, total: int(float(frac) * int(total)),
+        "call_steps": steps_per_call,
+        "val_check_calls": val_check_calls,
+    }
+    for name, resolver in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver)
 
 
 def _positive_int(value: object, key: str) -> None:
@@ -26,37 +44,81 @@ def _positive_int(value: object, key: str) -> None:
 
 def validate_config(cfg: DictConfig) -> None:
     """Refuse out-of-range values with the key's name and allowed range, before data is read."""
+    from makemore.models import check_model_config
+    from makemore.training.optim import check_optimizer_config, check_scheduler_config
+
     sizes = ("block_size", "emb_dim", "hidden", "batch_size", "val_every", "log_every", "steps_per_call", "ckpt_every")
     for key in sizes:
         _positive_int(OmegaConf.select(cfg, key), key)
     for key in ("data.block_size", "data.batch_size", "trainer.max_steps"):
         _positive_int(OmegaConf.select(cfg, key), key)
-    for key in ("block_size", "emb_dim", "hidden"):
-        if key in cfg.model:
-            _positive_int(cfg.model[key], f"model.{key}")
-    if cfg.model.get("block_size", cfg.data.block_size) != cfg.data.block_size:
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    check_model_config(model)
+    if model.get("block_size", cfg.data.block_size) != cfg.data.block_size:
         raise ConfigError(
-            f"model.block_size={cfg.model.block_size} differs from data.block_size={cfg.data.block_size}; "
+            f"model.block_size={model['block_size']} differs from data.block_size={cfg.data.block_size}; "
             "set the top-level block_size=N to change both"
         )
-    if cfg.val_every > cfg.trainer.max_steps:
-        raise ConfigError(
-            f"val_every={cfg.val_every} is more than trainer.max_steps={cfg.trainer.max_steps}: "
-            "the run would validate only at its last step; lower val_every"
-        )
-    k = cfg.steps_per_call
-    for key in ("val_every", "log_every", "ckpt_every"):
-        if cfg[key] % k:
-            raise ConfigError(f"{key}={cfg[key]} must be a multiple of steps_per_call={k}")
-    if "ddp" in str(cfg.trainer.get("strategy", "")) and k != 1:
-        raise ConfigError(
-            f"trainer=ddp needs steps_per_call=1 (got {k}): DDP averages gradients once per forward; "
-            "add steps_per_call=1"
-        )
+    check_optimizer_config(OmegaConf.to_container(cfg.optimizer, resolve=True))
+    check_scheduler_config(OmegaConf.to_container(cfg.scheduler, resolve=True) if cfg.get("scheduler") else None)
+    clip = cfg.get("grad_clip")
+    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, int | float) or clip <= 0):
+        raise ConfigError(f"grad_clip must be a positive number (the largest gradient norm) or null, got {clip!r}")
     split = list(cfg.data.split)
     if len(split) != 3 or any(f <= 0 for f in split) or not math.isclose(sum(split), 1.0):
         raise ConfigError(f"data.split must be three positive fractions (train, val, test) summing to 1, got {split}")
     _check_checkpoint_paths(cfg)
+
+
+def _required_checkpoint(cfg: DictConfig) -> None:
+    if OmegaConf.is_missing(cfg, "ckpt") or not cfg.ckpt:
+        raise ConfigError("ckpt is required: pass ckpt=<run dir> or ckpt=<file.ckpt>")
+    if not isinstance(cfg.ckpt, str):
+        raise ConfigError(f"ckpt must be a path (a run dir or a .ckpt file), got {cfg.ckpt!r}")
+
+
+def check_sample_options(cfg: DictConfig) -> None:
+    """scripts/sample.py's options, each with its allowed range, before any checkpoint is read."""
+    _required_checkpoint(cfg)
+    _positive_int(cfg.n, "n")
+    _positive_int(cfg.max_len, "max_len")
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
+        raise ConfigError(f"seed must be an integer, got {cfg.seed!r}")
+    t = cfg.temperature
+    if isinstance(t, bool) or not isinstance(t, int | float) or not t >= 0 or math.isinf(t):
+        raise ConfigError(f"temperature must be a number > 0, or 0 for greedy decoding, got {t!r}")
+    if cfg.top_k is not None:
+        _positive_int(cfg.top_k, "top_k")
+    if not isinstance(cfg.prefix, str | int) or isinstance(cfg.prefix, bool):
+        raise ConfigError(f"prefix must be text, got {cfg.prefix!r}")
+    if not isinstance(cfg.mark_new, bool):
+        raise ConfigError(f"mark_new must be true or false, got {cfg.mark_new!r}")
+
+
+def check_eval_options(cfg: DictConfig) -> None:
+    """scripts/eval.py's options, each with its allowed range, before any checkpoint is read."""
+    _required_checkpoint(cfg)
+    _positive_int(cfg.eval_batch_size, "eval_batch_size")
+    for key in ("data.path", "out"):
+        value = OmegaConf.select(cfg, key)
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{key} must be a file path or null, got {value!r}")
+
+
+# Overrides that do not tell runs apart: where things are read and written, and how a run continues.
+_UNNAMING_KEYS = ("hydra", "data.path", "resume", "ckpt_path", "name", "tags", "threads")
+
+
+def run_label(cfg: DictConfig) -> str:
+    """What TensorBoard and the sweep summary call this run: `name=` if given, else the overrides that made
+    it (`experiment=seed_11897`, `hidden=300,emb_dim=10`), else the model's name."""
+    if cfg.get("name"):
+        label = str(cfg.name)
+    else:
+        overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+        kept = [o.lstrip("+~") for o in overrides if not o.lstrip("+~").split("=")[0].startswith(_UNNAMING_KEYS)]
+        label = ",".join(kept) or str(cfg.model.name)
+    return label.replace("/", "_").replace("\\", "_")[:120]
 
 
 def _check_checkpoint_paths(cfg: DictConfig) -> None:

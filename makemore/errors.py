@@ -27,5 +27,11 @@ class TrainingInterrupted(MakemoreError):
         self.exit_code = 128 + signum
 
 
+class JobsFailed(MakemoreError):
+    """Some jobs of a multirun failed; the others ran and the summary shows each failure."""
+
+    exit_code = 1
+
+
 class CheckpointWriteError(MakemoreError):
     """A checkpoint could not be written (disk full, read-only directory); the previous one is intact."""

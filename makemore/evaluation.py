@@ -4,27 +4,28 @@ import math
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from makemore.data.contexts import ContextSet, build_contexts
+from makemore.data.views import Examples, build_examples
 from makemore.errors import DataError
 from makemore.training.checkpoint import recorded_splits
-from makemore.training.module import LanguageModel
+from makemore.training.module import LanguageModel, next_char_nll
 
 
 @torch.no_grad()
-def mean_nll(model: nn.Module, contexts: ContextSet, chunk_size: int = 65536) -> float:
-    """Mean NLL over every example of the split, in chunks so memory stays bounded on large data."""
+def mean_nll(model: nn.Module, examples: Examples, chunk_size: int = 65536) -> float:
+    """Mean NLL per target over the whole split, each target once, in chunks of at most `chunk_size` targets'
+    logits so memory stays bounded on large data (a sequence window holds block_size of them)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
+    step = max(1, chunk_size // (examples.block_size if model.view == "sequence" else 1))
     total = 0.0
-    for start in range(0, len(contexts), chunk_size):
-        x, y = contexts[torch.arange(start, min(start + chunk_size, len(contexts)))]
-        total += F.cross_entropy(model(x.to(device)), y.to(device), reduction="sum").double().item()
+    for start in range(0, len(examples), step):
+        x, y = examples[torch.arange(start, min(start + step, len(examples)))]
+        total += next_char_nll(model(x.to(device)), y.to(device), reduction="sum").double().item()
     model.train(was_training)
-    return total / len(contexts)
+    return total / examples.num_targets
 
 
 def evaluate(module: LanguageModel, data_path: str | Path | None = None, chunk_size: int = 65536) -> dict:
@@ -43,7 +44,8 @@ def evaluate(module: LanguageModel, data_path: str | Path | None = None, chunk_s
         )
     results = {}
     for name, split in splits.items():
-        loss = mean_nll(module.model, build_contexts(split, module.vocab, module.model.block_size), chunk_size)
+        examples = build_examples(module.model.view, split, module.vocab, module.model.block_size)
+        loss = mean_nll(module.model, examples, chunk_size)
         results[name] = {
             "loss": loss,
             "bits_per_char": loss / math.log(2),

@@ -10,9 +10,10 @@ from hydra.utils import instantiate
 from lightning.pytorch.tuner import Tuner
 from omegaconf import DictConfig
 
-from makemore.config import validate_config
+from makemore.config import run_label, validate_config
 from makemore.io import atomic_write_json
 from makemore.plots import lr_sweep_figure, save_figure
+from makemore.quiet import quiet_third_party_output
 from makemore.training.train import build_module, prepare_datamodule
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ def find_lr(cfg: DictConfig) -> float | None:
     """Sweep, then write lr_find.png and lr_find.json into cfg.run_dir (and the figure to TensorBoard);
     returns the suggested lr, None if the loss never falls."""
     validate_config(cfg)
+    quiet_third_party_output()
     run_dir = Path(cfg.run_dir)
     settings = cfg.lr_find
     L.seed_everything(cfg.seed, workers=True)
@@ -68,7 +70,7 @@ def find_lr(cfg: DictConfig) -> float | None:
     suggestion = steepest_descent_lr(lrs, losses, settings.skip_begin)
     fig = lr_sweep_figure(lrs, losses, suggestion)
     if cfg.get("logger"):
-        instantiate(cfg.logger).experiment.add_figure("lr_find", fig, 0, close=False)
+        instantiate(cfg.logger, version=run_label(cfg)).experiment.add_figure("lr_find", fig, 0, close=False)
     save_figure(fig, run_dir / "lr_find.png")
     atomic_write_json(run_dir / "lr_find.json", {"suggested_lr": suggestion, "lr": lrs, "loss": losses})
     log.info("suggested lr: %s", suggestion)

@@ -24,7 +24,6 @@ def generate(
     model: nn.Module,
     vocab: Vocabulary,
     num_samples: int,
-    block_size: int,
     max_len: int = 100,
     temperature: float = 1.0,
     top_k: int | None = None,
@@ -32,9 +31,12 @@ def generate(
     prefix: str = "",
 ) -> list[str]:
     """Sample `num_samples` items that start with `prefix`, until the boundary id or max_len new characters.
+    temperature=0 is greedy decoding (the most likely character every time, so every item is the same).
 
-    Rows that have emitted the boundary drop out of the batch, so the cost follows the total
-    length of the items rather than num_samples x the longest. The same seed gives the same items.
+    A context model sees the last block_size ids (boundary-padded, as in training); a sequence model sees
+    the item so far from its leading boundary, at most its last block_size ids. Rows that have emitted the
+    boundary drop out of the batch, so the cost follows the total length of the items rather than
+    num_samples x the longest. The same seed gives the same items.
     """
     was_training = model.training
     model.eval()
@@ -43,29 +45,39 @@ def generate(
     unknown = vocab.unknown_chars([prefix])
     if unknown:
         raise MakemoreError(f"prefix {prefix!r} has characters the model does not know: {''.join(unknown)!r}")
-    start = [BOUNDARY_ID] * block_size + vocab.encode(prefix)
-    context = torch.tensor([start[len(start) - block_size :]], device=device).repeat(num_samples, 1)
+    block_size, sequence = model.block_size, model.view == "sequence"
+    start = [BOUNDARY_ID] * (1 if sequence else block_size) + vocab.encode(prefix)
+    history = torch.tensor([start], device=device).repeat(num_samples, 1)  # (n_active, t)
     out = torch.full((num_samples, max_len), BOUNDARY_ID, dtype=torch.long, device=device)
     active = torch.arange(num_samples, device=device)  # rows still generating
     for t in range(max_len):
-        logits = model(context) / temperature  # (n_active, V)
-        if top_k is not None:
-            kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
-            logits = logits.masked_fill(logits < kth, float("-inf"))
-        ix = sample_next(torch.softmax(logits, dim=-1), generator)  # (n_active,)
+        logits = model(history[:, -block_size:])  # (n_active, V) or (n_active, t, V)
+        logits = logits[:, -1] if sequence else logits
+        if temperature == 0:
+            ix = logits.argmax(dim=-1)
+        else:
+            logits = logits / temperature
+            if top_k is not None:
+                kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
+                logits = logits.masked_fill(logits < kth, float("-inf"))
+            ix = sample_next(torch.softmax(logits, dim=-1), generator)  # (n_active,)
         out[active, t] = ix
         going = ix != BOUNDARY_ID
-        active, context, ix = active[going], context[going], ix[going]
+        active, history, ix = active[going], history[going], ix[going]
         if len(active) == 0:
             break
-        context = torch.cat([context[:, 1:], ix.unsqueeze(1)], dim=1)
+        history = torch.cat([history[:, -block_size:], ix.unsqueeze(1)], dim=1)
     model.train(was_training)
     return [prefix + vocab.decode(row) for row in out.tolist()]
 
 
-def training_items(module: LanguageModel) -> set[str] | None:
-    """The training split of the data recorded in the checkpoint, or None when that file is gone or changed."""
+def training_items(module: LanguageModel) -> set[str]:
+    """The training split of the data recorded in the checkpoint; a MakemoreError says why when that file is
+    gone, unreadable or changed since training."""
+    record = module.hparams.data or {}
     try:
         return set(recorded_splits(module)[1]["train"])
     except (OSError, MakemoreError):
-        return None
+        raise MakemoreError(
+            f"the training data file {record.get('path')} is gone or has changed since training"
+        ) from None

@@ -18,6 +18,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from makemore.errors import JobsFailed
 from makemore.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ COLUMNS = [
     "train_time_s",
     "error",
 ]
-FAILURE_FILE = "failure.json"
+FAILURE_FILE = "failure.json"  # in a failed job's directory: its error, for the summary
 
 
 def job_rows(sweep_dir: str | Path) -> list[dict[str, Any]]:
@@ -96,13 +97,20 @@ class SweepSummary(Callback):
         if config.hydra.mode != RunMode.MULTIRUN:
             return
         job_dir = Path(config.hydra.runtime.output_dir)
-        if job_return.status == JobStatus.FAILED:
+        if job_return.status == JobStatus.FAILED:  # not a user error (those return NaN): a bug, with its traceback
             error = job_return._return_value  # the exception; .return_value would re-raise it
             atomic_write_json(job_dir / FAILURE_FILE, {"error": f"{type(error).__name__}: {error}"})
         write_summary(config.hydra.sweep.dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """Print the table; if any job failed, the sweep exits non-zero (after every job has run)."""
+        from makemore.cli import exit_with
+
         sweep_dir = Path(config.hydra.sweep.dir)
-        if sweep_dir.is_dir():
-            rows = write_summary(sweep_dir)
-            log.info("sweep summary (%s):\n%s", sweep_dir / "summary.md", markdown_table(rows))
+        if not sweep_dir.is_dir():
+            return
+        rows = write_summary(sweep_dir)
+        log.info("sweep summary (%s):\n%s", sweep_dir / "summary.md", markdown_table(rows))
+        failed = [row for row in rows if row["status"] == "failed"]
+        if failed:
+            exit_with(JobsFailed(f"{len(failed)} of {len(rows)} jobs failed (see the failed rows above)"))

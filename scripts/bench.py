@@ -225,7 +225,7 @@ def bench_sample(names: Path, splits, n_batched: int = 10_000, n_seed: int = 500
         for ours, theirs in zip((model.C, model.H, model.d, model.U, model.b), (C, W1, b1, W2, b2), strict=True):
             ours.copy_(theirs)
     start = time.perf_counter()
-    names_out = generate(model, vocab, n_batched, block_size, seed=0)
+    names_out = generate(model, vocab, n_batched, seed=0)
     batched_rate = n_batched / (time.perf_counter() - start)
     print(
         f"  sampling: seed loop {seed_rate:.0f} names/s, batched {batched_rate:.0f} names/s "

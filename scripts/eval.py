@@ -3,7 +3,8 @@
 import hydra
 from omegaconf import DictConfig
 
-from makemore.cli import report_user_errors
+from makemore.cli import report_user_errors, run
+from makemore.config import check_eval_options
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
@@ -15,6 +16,7 @@ def main(cfg: DictConfig) -> None:
     from makemore.io import atomic_write_json
     from makemore.training.checkpoint import load_checkpoint, resolve_checkpoint
 
+    check_eval_options(cfg)
     ckpt_path = resolve_checkpoint(cfg.ckpt)
     module, ckpt = load_checkpoint(ckpt_path)
     results = {
@@ -32,4 +34,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

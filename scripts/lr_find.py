@@ -7,7 +7,7 @@ and with lr_find.apply=true goes on to train with it in the same run dir.
 import hydra
 from omegaconf import DictConfig
 
-from makemore.cli import report_user_errors
+from makemore.cli import report_user_errors, run
 from makemore.config import register_resolvers, validate_config
 
 register_resolvers()
@@ -29,4 +29,4 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

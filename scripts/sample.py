@@ -1,32 +1,42 @@
-"""Sample items from a trained model: python scripts/sample.py ckpt=outputs/.../checkpoints/best.ckpt [n=20]"""
+"""Sample items from a trained model: python scripts/sample.py ckpt=<run dir or .ckpt> [n=20 temperature=1.0 ...]
+
+temperature=0 is greedy decoding: the most likely character every time (every item is then the same).
+"""
 
 import sys
 
 import hydra
 from omegaconf import DictConfig
 
-from makemore.cli import report_user_errors
+from makemore.cli import report_user_errors, run
+from makemore.config import check_sample_options
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="sample")
 @report_user_errors
 def main(cfg: DictConfig) -> None:
+    from makemore.errors import MakemoreError
     from makemore.sampling import generate, training_items
     from makemore.training.checkpoint import load_checkpoint
 
+    check_sample_options(cfg)
     module, _ = load_checkpoint(cfg.ckpt)
     samples = generate(
         module.model,
         module.vocab,
         cfg.n,
-        module.model.block_size,
         max_len=cfg.max_len,
         temperature=cfg.temperature,
         top_k=cfg.top_k,
         seed=cfg.seed,
-        prefix=cfg.prefix,
+        prefix=str(cfg.prefix),
     )
-    seen = training_items(module) if cfg.mark_new else None
+    seen = None
+    if cfg.mark_new:
+        try:
+            seen = training_items(module)
+        except MakemoreError as e:
+            print(f"makemore: note: items are not marked new or seen in training, because {e}", file=sys.stderr)
     for item in samples:
         print(item if seen is None or item not in seen else f"{item}  (in training data)")
     if seen is not None:
@@ -35,4 +45,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -8,7 +8,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from makemore.cli import expand_resume, report_user_errors
+from makemore.cli import expand_resume, report_user_errors, run
 from makemore.config import register_resolvers, validate_config
 
 register_resolvers()
@@ -25,4 +25,4 @@ def main(cfg: DictConfig) -> float:
 
 if __name__ == "__main__":
     sys.argv = expand_resume(sys.argv)
-    main()
+    run(main)

@@ -19,9 +19,11 @@ def names_path() -> Path:
     pytest.fail(f"names.txt not found in {[str(p) for p in CANDIDATES]}: copy it to data/names.txt")
 
 
-def run_script(script: str, *args: str, cwd: Path = REPO, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run scripts/<script> as a user would, in a subprocess."""
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore"}
+def run_script(
+    script: str, *args: str, cwd: Path = REPO, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run scripts/<script> as a user would, in a subprocess (warnings shown, as a user sees them)."""
+    env = {**os.environ, **(env or {})}
     return subprocess.run(
         [sys.executable, str(REPO / "scripts" / script), *args],
         cwd=cwd,
@@ -48,3 +50,9 @@ def summary_rows(sweep: Path) -> list[dict]:
     """The rows of a sweep's summary.csv."""
     with (sweep / "summary.csv").open() as f:
         return list(csv.DictReader(f))
+
+
+def tensorboard_dir(run_dir: Path) -> Path:
+    """The run's one TensorBoard run, tensorboard/<run name>."""
+    (run,) = [p for p in (run_dir / "tensorboard").iterdir() if p.is_dir()]
+    return run

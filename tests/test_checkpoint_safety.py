@@ -1,9 +1,12 @@
 """Checkpoints are read without running code, bad ones are one clear line, and a failed write (disk full)
 leaves the previous last.ckpt intact."""
 
+import re
+import shutil
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
@@ -12,7 +15,7 @@ import torch.serialization
 from makemore.errors import MakemoreError
 from makemore.training.checkpoint import load_checkpoint
 
-from .conftest import REPO, run_script
+from .conftest import REPO, SHORT_RUN, run_script
 
 
 class _RunsCode:
@@ -123,3 +126,75 @@ def test_disk_full_while_writing_a_checkpoint(names_path, tmp_path):
     assert sorted(p.name for p in checkpoints.iterdir()) == ["last.ckpt"]  # no half-written temp file
     assert torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"] == 200  # the 2nd save, intact
     assert not (run_dir / "metrics.json").exists()
+
+
+def crafted(short_run, path, edit) -> None:
+    """A copy of the short run's best.ckpt whose stored config `edit` changed: what an attacker can write."""
+    ckpt = torch.load(short_run / "checkpoints" / "best.ckpt", weights_only=True)
+    edit(ckpt["hyper_parameters"])
+    torch.save(ckpt, path)
+
+
+def touch_config(marker):
+    """Hydra's instantiate would call Path(marker).touch(): a config that runs code, made of plain values."""
+    return {"_target_": "pathlib.Path.touch", "_args_": [{"_target_": "pathlib.Path", "_args_": [str(marker)]}]}
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("nested target", "config.model.init_seed._target_ names code to run"),
+        ("top-level target", "config._target_ names code to run"),
+        ("scheduler target", "config.scheduler._target_ names code to run"),
+        ("unknown model key", "model.evil is not a setting of the mlp model"),
+        ("unknown model name", "model.name='os.system' is not a makemore model"),
+        ("unknown top-level key", "config.hook is not a setting of a makemore checkpoint"),
+        ("unknown data key", "data.exec is not a setting of the data record"),
+        ("not a plain value", "config.optimizer.lr holds a Tensor, not a plain value"),
+    ],
+)
+def test_a_checkpoint_config_naming_code_or_unknown_keys_is_refused_in_process(short_run, tmp_path, name, message):
+    marker = tmp_path / "touched"
+    edits = {
+        "nested target": lambda h: h["model"].update(init_seed=touch_config(marker)),
+        "top-level target": lambda h: h.update(_target_="pathlib.Path.touch"),
+        "scheduler target": lambda h: h.update(scheduler=touch_config(marker)),
+        "unknown model key": lambda h: h["model"].update(evil=1),
+        "unknown model name": lambda h: h["model"].update(name="os.system"),
+        "unknown top-level key": lambda h: h.update(hook="x"),
+        "unknown data key": lambda h: h["data"].update(exec="x"),
+        "not a plain value": lambda h: h["optimizer"].update(lr=torch.tensor(0.1)),
+    }
+    path = tmp_path / "crafted.ckpt"
+    crafted(short_run, path, edits[name])
+    with pytest.raises(MakemoreError, match=f"refused to load .*{re.escape(message)}"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_every_command_refuses_a_crafted_checkpoint_in_one_line_without_running_it(short_run, names_path, tmp_path):
+    """sample.py, eval.py, resume= and ckpt_path= all read checkpoints through the same check."""
+    marker = tmp_path / "touched"
+    bad = tmp_path / "crafted.ckpt"
+    crafted(short_run, bad, lambda h: h["model"].update(init_seed=touch_config(marker)))
+    run_copy = tmp_path / "run copy"
+    shutil.copytree(short_run, run_copy)
+    shutil.copy(bad, run_copy / "checkpoints" / "last.ckpt")
+    (run_copy / "metrics.json").unlink()
+    data = f"data.path={names_path}"
+    commands = {
+        "sample": ("sample.py", [f"ckpt={bad}"]),
+        "eval": ("eval.py", [f"ckpt={bad}"]),
+        "resume": ("train.py", [f"resume={run_copy}"]),
+        "ckpt_path": ("train.py", [data, *SHORT_RUN, f"ckpt_path={bad}", f"hydra.run.dir={tmp_path / 'new'}"]),
+    }
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = dict(zip(commands, pool.map(lambda c: run_script(c[0], *c[1]), commands.values()), strict=True))
+    for name, result in results.items():
+        assert result.returncode == 2 and "Traceback" not in result.stderr, (name, result.stderr[-2000:])
+        errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+        assert len(errors) == 1, (name, result.stderr[-2000:])
+        assert "config.model.init_seed._target_ names code to run" in errors[0], (name, errors[0])
+        assert result.stdout.strip() == "" or name in ("resume", "ckpt_path"), (name, result.stdout)  # no samples
+    assert not marker.exists()
+    assert not (run_copy / "metrics.json").exists()

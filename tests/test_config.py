@@ -42,7 +42,7 @@ def test_decay_follows_max_steps():
 def test_seed_presets():
     small = make_cfg("experiment=seed_3481")
     assert (small.emb_dim, small.hidden, small.model.init, small.optimizer.lr) == (2, 100, "randn", 0.01)
-    assert small.trainer.max_steps == 10000 and not small.scheduler
+    assert small.trainer.max_steps == 10000 and small.scheduler.name == "constant"
     big = make_cfg("experiment=seed_11897")
     assert (big.emb_dim, big.hidden, big.model.init, big.trainer.max_steps) == (10, 200, "randn", 200000)
     assert OmegaConf.to_container(big.scheduler, resolve=True)["milestones"] == [100000]
@@ -57,11 +57,30 @@ def test_seed_presets():
         ("batch_size=0", "batch_size must be a positive integer"),
         ("model.hidden=0", "model.hidden must be a positive integer"),
         ("model.block_size=4", "differs from data.block_size"),
-        ("val_every=150", "multiple of steps_per_call"),
-        ("trainer.max_steps=5000", "more than trainer.max_steps"),
+        ("optimizer.lr=0", "optimizer.lr must be a positive number"),
+        ("optimizer.name=adam", "optimizer.name='adam' is not an optimizer here"),
+        ("scheduler.name=linear", "scheduler.name='linear' is not a schedule here"),
         ("data.split=[0.5,0.2,0.2]", "summing to 1"),
     ],
 )
 def test_out_of_range_values_are_refused(override, message):
     with pytest.raises(ConfigError, match=message):
         validate_config(make_cfg(override))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "steps_per_call", "val_check_interval"),
+    [
+        ([], 100, 100),  # the defaults: 200000 steps, val_every 10000
+        (["trainer.max_steps=300"], 100, 3),  # shorter than val_every: one validation, at the end
+        (["val_every=150"], 50, 3),  # gcd(150, 100, 5000) = 50
+        (["log_every=7"], 1, 10000),  # nothing larger divides 7: slower, but exact
+        (["trainer.max_steps=250", "val_every=100", "log_every=50"], 50, 2),
+    ],
+)
+def test_any_positive_intervals_work_and_steps_per_call_follows_them(overrides, steps_per_call, val_check_interval):
+    """Short runs and odd intervals are valid; the optimizer steps per Lightning call adapt to them."""
+    cfg = make_cfg(*overrides)
+    validate_config(cfg)
+    assert cfg.data.steps_per_call == steps_per_call
+    assert cfg.trainer.val_check_interval == val_check_interval

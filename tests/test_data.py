@@ -129,11 +129,23 @@ def test_minibatch_sampler_without_state_for_its_step_says_so():
         next(iter(resumed))
 
 
-def test_eval_loader_covers_the_whole_split(names_path):
-    dm = CharDataModule(str(names_path), {}, block_size=3, batch_size=32, eval_batch_size=5000)
+@pytest.mark.parametrize("view", ["context", "sequence"])
+@pytest.mark.parametrize("world_size", [1, 2, 3])
+def test_eval_loader_scores_every_target_of_the_split_once_across_processes(names_path, view, world_size):
+    """Each data-parallel process gets its own contiguous share; together they score each target once."""
+    from types import SimpleNamespace
+
+    dm = CharDataModule(str(names_path), {}, block_size=16, batch_size=32, eval_batch_size=50000, view=view)
     dm.setup()
-    seen = sum(len(y) for _, y in dm.val_dataloader())
-    assert seen == dm.split_sizes["val"] == 22655
+    every = dm.examples["val"].tensors()[1]
+    scored = []
+    for rank in range(world_size):
+        dm.trainer = SimpleNamespace(global_rank=rank, world_size=world_size)
+        batches = list(dm.val_dataloader())
+        assert batches  # every process has something to score, so each takes part in the reduction
+        scored += [y for _, y in batches]
+    assert torch.equal(torch.cat(scored), every)
+    assert int(every.ne(-100).sum()) == dm.split_sizes["val"] == 22655
 
 
 def test_each_data_parallel_rank_draws_its_own_minibatches(names_path):

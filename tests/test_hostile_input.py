@@ -39,7 +39,7 @@ def train_on(lines: list[str], tmp_path: Path, *overrides: str) -> tuple[dict, l
 
 def projector_labels(run_dir: Path) -> list[str]:
     """The character labels TensorBoard's Projector shows (metadata.tsv of the embedding C)."""
-    (metadata,) = (run_dir / "tensorboard").glob("*/C/metadata.tsv")
+    (metadata,) = (run_dir / "tensorboard").glob("*/*/C/metadata.tsv")
     return metadata.read_text(encoding="utf-8").splitlines()
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from .conftest import REPO, run_script
+from .conftest import REPO, run_script, tensorboard_dir
 
 # 2000 steps, validated every 500, last.ckpt every 250: a kill lands part-way with checkpoints behind it.
 RUN = ["trainer.max_steps=2000", "val_every=500", "ckpt_every=250", "log_every=50", "steps_per_call=50"]
@@ -46,7 +46,7 @@ def wait_for_checkpoint(run_dir: Path, min_step: int, process: subprocess.Popen,
 
 def scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
     """What TensorBoard shows: EventAccumulator applies the purge a resumed run's writer records."""
-    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events = EventAccumulator(str(tensorboard_dir(run_dir)))
     events.Reload()
     return [(e.step, e.value) for e in events.Scalars(tag)]
 
@@ -62,7 +62,7 @@ def assert_same_run(resumed: Path, reference: Path, same_curves: bool = True) ->
     assert (got["steps"], got["best_step"]) == (want["steps"], want["best_step"])
     weights, reference_weights = final_weights(resumed), final_weights(reference)
     assert all(torch.equal(weights[k], reference_weights[k]) for k in reference_weights)
-    for tag in ("train_loss", "lr", "val_loss") if same_curves else ():  # one continuous curve, every step once
+    for tag in ("loss/train", "lr", "loss/val") if same_curves else ():  # one continuous curve, every step once
         assert scalars(resumed, tag) == scalars(reference, tag), tag
 
 

@@ -21,29 +21,29 @@ def model() -> MLP:
 
 
 def test_same_seed_same_items_other_seed_other_items(model):
-    a = generate(model, VOCAB, 50, 3, seed=7)
-    assert a == generate(model, VOCAB, 50, 3, seed=7)
-    assert a != generate(model, VOCAB, 50, 3, seed=8)
+    a = generate(model, VOCAB, 50, seed=7)
+    assert a == generate(model, VOCAB, 50, seed=7)
+    assert a != generate(model, VOCAB, 50, seed=8)
     assert len(a) == 50 and all(set(item) <= set(string.ascii_lowercase) for item in a)
 
 
 def test_prefix_starts_every_item(model):
-    items = generate(model, VOCAB, 30, 3, seed=0, prefix="ka")
+    items = generate(model, VOCAB, 30, seed=0, prefix="ka")
     assert all(item.startswith("ka") for item in items)
-    longer = generate(model, VOCAB, 5, 3, seed=0, prefix="abcdef")  # longer than the context
+    longer = generate(model, VOCAB, 5, seed=0, prefix="abcdef")  # longer than the context
     assert all(item.startswith("abcdef") for item in longer)
 
 
 def test_prefix_with_unknown_characters_is_refused(model):
     with pytest.raises(MakemoreError, match="does not know"):
-        generate(model, VOCAB, 5, 3, prefix="K9")
+        generate(model, VOCAB, 5, prefix="K9")
 
 
 def test_temperature_and_top_k(model):
-    greedy = generate(model, VOCAB, 20, 3, seed=0, top_k=1)
+    greedy = generate(model, VOCAB, 20, seed=0, top_k=1)
     assert len(set(greedy)) == 1  # top_k=1 is argmax decoding
-    cold = generate(model, VOCAB, 200, 3, seed=0, temperature=0.05)
-    hot = generate(model, VOCAB, 200, 3, seed=0, temperature=2.0)
+    cold = generate(model, VOCAB, 200, seed=0, temperature=0.05)
+    hot = generate(model, VOCAB, 200, seed=0, temperature=2.0)
     assert len(set(cold)) < len(set(hot))
     assert set(cold) <= set(greedy) | set(cold)  # sanity: cold samples are strings
 
@@ -53,7 +53,7 @@ def test_max_len_bounds_generation(model):
         saved = model.b[0].item()
         model.b[0] = -100.0  # the boundary is never drawn
     try:
-        items = generate(model, VOCAB, 10, 3, seed=0, max_len=7)
+        items = generate(model, VOCAB, 10, seed=0, max_len=7)
     finally:
         with torch.no_grad():
             model.b[0] = saved

@@ -1,13 +1,7 @@
-"""Multiruns through the real launchers and sweepers: summaries, failures, Optuna, joblib, submitit, DDP."""
-
-import json
+"""Multiruns through the real launchers and sweepers: summaries, failures, Optuna, joblib, submitit."""
 
 import optuna
 import pytest
-
-from makemore.data.datamodule import CharDataModule
-from makemore.evaluation import mean_nll
-from makemore.training.checkpoint import load_checkpoint
 
 from .conftest import run_script, summary_rows
 
@@ -85,33 +79,3 @@ def test_submitit_local_launcher(names_path, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert [r["status"] for r in summary_rows(sweep)] == ["ok", "ok"]
-
-
-@pytest.mark.slow  # each launches several training processes; run with -m slow
-def test_ddp_on_two_cpu_processes(names_path, tmp_path):
-    run_dir = tmp_path / "ddp"
-    result = run_script(
-        "train.py",
-        "trainer=ddp",
-        "steps_per_call=1",
-        f"data.path={names_path}",
-        "trainer.max_steps=60",
-        "val_every=30",
-        "log_every=10",
-        f"hydra.run.dir={run_dir}",
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["steps"] == 60
-    module, _ = load_checkpoint(run_dir / "checkpoints" / "best.ckpt")
-    dm = CharDataModule(str(names_path), {}, block_size=3, batch_size=32)
-    dm.setup()
-    assert mean_nll(module.model, dm.contexts["val"]) == pytest.approx(metrics["val_loss"], abs=1e-6)
-    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
-    writers = {p.name.split(".")[-2] for p in (run_dir / "tensorboard").glob("events.out.tfevents.*")}
-    assert len(writers) == 1  # one process id: rank zero alone logs
-
-
-def test_ddp_needs_one_step_per_call(names_path, tmp_path):
-    result = run_script("train.py", "trainer=ddp", f"data.path={names_path}", f"hydra.run.dir={tmp_path}")
-    assert result.returncode == 2 and "steps_per_call=1" in result.stderr

@@ -5,7 +5,7 @@ import json
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from .conftest import run_script
+from .conftest import run_script, tensorboard_dir
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -56,7 +56,7 @@ def test_eval_on_a_file_with_unknown_characters_names_them(short_run, tmp_path):
 
 def test_embedding_picture_projector_and_samples_in_tensorboard(short_run):
     assert (short_run / "embedding.png").read_bytes()[:8] == PNG_MAGIC
-    acc = EventAccumulator(str(short_run / "tensorboard"), size_guidance={"images": 0, "tensors": 0})
+    acc = EventAccumulator(str(tensorboard_dir(short_run)), size_guidance={"images": 0, "tensors": 0})
     acc.Reload()
     assert [e.step for e in acc.Images("embedding")] == [100, 200, 250]
     texts = acc.Tensors("samples/text_summary")
@@ -84,7 +84,7 @@ def test_lr_find_writes_plot_and_suggestion(names_path, tmp_path):
     assert len(found["lr"]) == len(found["loss"]) == 200
     assert found["lr"][0] == pytest.approx(1e-3, rel=0.05) and found["lr"][-1] == pytest.approx(1.0, rel=0.05)
     assert 1e-3 <= found["suggested_lr"] <= 1.0
-    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0})
+    acc = EventAccumulator(str(tensorboard_dir(run_dir)), size_guidance={"images": 0})
     acc.Reload()
     assert acc.Images("lr_find")
     assert not list(run_dir.glob(".lr_find*.ckpt"))  # the finder's temporary checkpoint is gone

@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from makemore.evaluation import mean_nll
 from makemore.training.checkpoint import load_checkpoint
 
-from .conftest import SHORT_RUN, run_script, summary_rows
+from .conftest import SHORT_RUN, run_script, summary_rows, tensorboard_dir
 
 METRIC_KEYS = {
     "num_params",
@@ -29,7 +29,7 @@ METRIC_KEYS = {
 
 
 def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    acc = EventAccumulator(str(tensorboard_dir(run_dir)), size_guidance={"scalars": 0})
     acc.Reload()
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
@@ -44,7 +44,7 @@ def test_run_dir_layout(short_run):
         "checkpoints/last.ckpt",
     ):
         assert (short_run / name).is_file(), name
-    assert list((short_run / "tensorboard").glob("events.out.tfevents.*"))
+    assert list(tensorboard_dir(short_run).glob("events.out.tfevents.*"))
 
 
 def test_metrics_json(short_run):
@@ -64,25 +64,25 @@ def test_checkpoint_is_self_contained_and_metrics_come_from_best(short_run, name
 
     dm = CharDataModule(str(names_path), {}, block_size=3, batch_size=32)
     dm.setup()
-    assert mean_nll(module.model, dm.contexts["test"]) == pytest.approx(metrics["test_loss"], abs=1e-6)
+    assert mean_nll(module.model, dm.examples["test"]) == pytest.approx(metrics["test_loss"], abs=1e-6)
     _last, last_ckpt = load_checkpoint(short_run / "checkpoints" / "last.ckpt")
     assert last_ckpt["global_step"] == 250
 
 
 def test_tensorboard_scalars(short_run):
     tags = scalars(short_run)
-    assert [s for s, _ in tags["train_loss"]] == [50, 100, 150, 200, 250]
-    assert [s for s, _ in tags["val_loss"]] == [100, 200, 250]  # and at the last step
+    assert [s for s, _ in tags["loss/train"]] == [50, 100, 150, 200, 250]
+    assert [s for s, _ in tags["loss/val"]] == [100, 200, 250]  # and at the last step
     assert [s for s, _ in tags["lr"]] == [50, 100, 150, 200, 250]
     lrs = dict(tags["lr"])
     assert lrs[100] == pytest.approx(0.1) and lrs[150] == pytest.approx(0.01)  # decay at half of 250
     metrics = json.loads((short_run / "metrics.json").read_text())
-    assert min(v for _, v in tags["val_loss"]) == pytest.approx(metrics["val_loss"], abs=1e-4)
-    assert tags["hparams/val_loss"][0][1] == pytest.approx(metrics["val_loss"], abs=1e-6)
+    assert min(v for _, v in tags["loss/val"]) == pytest.approx(metrics["val_loss"], abs=1e-4)
+    assert tags["results/val_loss"][0][1] == pytest.approx(metrics["val_loss"], abs=1e-6)
 
 
 def test_hparams_for_tensorboard_hparams_tab(short_run):
-    acc = EventAccumulator(str(short_run / "tensorboard"))
+    acc = EventAccumulator(str(tensorboard_dir(short_run)))
     acc.Reload()
     content = acc.PluginTagToContent("hparams")
     assert "_hparams_/session_start_info" in content

@@ -59,6 +59,10 @@ class ContextSet:
     def __len__(self) -> int:
         return len(self.positions)
 
+    @property
+    def num_targets(self) -> int:
+        return len(self.positions)
+
     def __getitem__(self, ix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Examples at indices `ix` (any shape S): contexts (*S, T) and targets (*S), as int64."""
         p = self.positions[ix]

@@ -9,9 +9,10 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from makemore.data.contexts import SPLIT_NAMES, ContextSet, build_contexts, make_splits
+from makemore.data.contexts import SPLIT_NAMES, make_splits
 from makemore.data.download import download
 from makemore.data.text import read_text_file
+from makemore.data.views import Examples, build_examples
 from makemore.data.vocab import Vocabulary
 from makemore.errors import DataError, MakemoreError
 
@@ -21,7 +22,7 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 class RandomMinibatches:
     """The seed's `ix = torch.randint(0, N, (batch_size,))`, drawn for `steps_per_call` steps at once.
 
-    Each item is (X (K, B, T), Y (K, B)): K minibatches gathered with one indexing op, so per-step
+    Each item is (X (K, B, T), Y (K, B) or (K, B, T)): K minibatches gathered with one indexing op, so per-step
     cost is the model's arithmetic, not per-example collation. Its length is the whole run's
     Lightning calls; a resumed run starts at `start_step`.
 
@@ -31,9 +32,9 @@ class RandomMinibatches:
     """
 
     def __init__(
-        self, contexts: ContextSet, batch_size: int, max_steps: int, steps_per_call: int, seed: int, start_step: int = 0
+        self, examples: Examples, batch_size: int, max_steps: int, steps_per_call: int, seed: int, start_step: int = 0
     ):
-        self.contexts = contexts
+        self.examples = examples
         self.batch_size = batch_size
         self.max_steps = max_steps
         self.steps_per_call = steps_per_call
@@ -55,10 +56,10 @@ class RandomMinibatches:
         self._state_at = {self.start_step: self.generator.get_state()}
         for start in range(self.start_step, self.max_steps, self.steps_per_call):
             k = min(self.steps_per_call, self.max_steps - start)
-            ix = torch.randint(len(self.contexts), (k, self.batch_size), generator=self.generator)
+            ix = torch.randint(len(self.examples), (k, self.batch_size), generator=self.generator)
             self._state_at = {s: g for s, g in self._state_at.items() if s >= start - 2 * self.steps_per_call}
             self._state_at[start + k] = self.generator.get_state()  # before the draw that starts there
-            yield self.contexts[ix]
+            yield self.examples[ix]
 
     def state_dict(self) -> dict[str, Any]:
         return {"generator_state_at_step": dict(self._state_at)}
@@ -70,8 +71,8 @@ class RandomMinibatches:
 class RepeatedBatch:
     """One fixed batch (every example of a few items) for every step: the seed's overfit sanity check."""
 
-    def __init__(self, contexts: ContextSet, max_steps: int, steps_per_call: int, start_step: int = 0):
-        self.batch = contexts.tensors()
+    def __init__(self, examples: Examples, max_steps: int, steps_per_call: int, start_step: int = 0):
+        self.batch = examples.tensors()
         self.max_steps = max_steps
         self.steps_per_call = steps_per_call
         self.start_step = start_step
@@ -87,22 +88,26 @@ class RepeatedBatch:
 
 
 class Chunks(Dataset):
-    """A whole split in contiguous chunks, for exact full-split losses."""
+    """A whole split, or process `rank`'s contiguous share of it under data parallelism, in chunks of
+    `chunk_size` examples: exact full-split losses, each target scored by exactly one process."""
 
-    def __init__(self, contexts: ContextSet, chunk_size: int):
-        self.contexts = contexts
+    def __init__(self, examples: Examples, chunk_size: int, rank: int = 0, world_size: int = 1):
+        self.examples = examples
         self.chunk_size = chunk_size
+        self.start = len(examples) * rank // world_size
+        self.stop = len(examples) * (rank + 1) // world_size
 
     def __len__(self) -> int:
-        return math.ceil(len(self.contexts) / self.chunk_size)
+        return math.ceil((self.stop - self.start) / self.chunk_size)
 
     def __getitem__(self, i: int) -> Batch:
-        start = i * self.chunk_size
-        return self.contexts[torch.arange(start, min(start + self.chunk_size, len(self.contexts)))]
+        start = self.start + i * self.chunk_size
+        return self.examples[torch.arange(start, min(start + self.chunk_size, self.stop))]
 
 
 class CharDataModule(L.LightningDataModule):
-    """One-item-per-line text file as (context, next character) examples.
+    """One-item-per-line text file as examples of the model's `view`: (context, next character) examples
+    for context models, windows of items with a target at every position for sequence models.
 
     `path=None` means the default dataset: `default.file`, downloaded from `default.url` when missing.
     `overfit_items=N` trains, validates and tests on the first N items only, as one fixed batch.
@@ -120,6 +125,7 @@ class CharDataModule(L.LightningDataModule):
         steps_per_call: int = 1,
         sampler_seed: int = 0,
         overfit_items: int | None = None,
+        view: str = "context",
     ):
         super().__init__()
         self.path = Path(path if path is not None else default["file"])
@@ -132,9 +138,10 @@ class CharDataModule(L.LightningDataModule):
         self.steps_per_call = steps_per_call
         self.sampler_seed = sampler_seed
         self.overfit_items = overfit_items
+        self.view = view
         self.vocab: Vocabulary | None = None
         self.items: dict[str, list[str]] = {}
-        self.contexts: dict[str, ContextSet] = {}
+        self.examples: dict[str, Examples] = {}
         self.sha256: str | None = None
         self._prepared: tuple[int, int] | None = None
 
@@ -155,7 +162,9 @@ class CharDataModule(L.LightningDataModule):
             )
         self.vocab = Vocabulary.from_items(items)
         self.items = make_splits(items, self.split, self.split_seed, self.overfit_items)
-        self.contexts = {name: build_contexts(self.items[name], self.vocab, self.block_size) for name in SPLIT_NAMES}
+        self.examples = {
+            name: build_examples(self.view, self.items[name], self.vocab, self.block_size) for name in SPLIT_NAMES
+        }
 
     def record(self) -> dict[str, Any]:
         """What a checkpoint stores to find this data and its split again."""
@@ -169,19 +178,27 @@ class CharDataModule(L.LightningDataModule):
 
     @property
     def split_sizes(self) -> dict[str, int]:
-        return {name: len(ctx) for name, ctx in self.contexts.items()}
+        """Targets per split: the same for every view and model (182625 / 22655 / 22866 on names.txt)."""
+        return {name: examples.num_targets for name, examples in self.examples.items()}
+
+    @property
+    def eval_chunk(self) -> int:
+        """Examples per eval chunk: a window holds block_size targets, so fewer of them keep memory bounded."""
+        return max(1, self.eval_batch_size // (self.block_size if self.view == "sequence" else 1))
 
     def train_dataloader(self) -> RandomMinibatches | RepeatedBatch:
         """Batches already stacked: no DataLoader, whose collation and worker logic would only add cost.
         A resumed run (global_step restored from the checkpoint) draws from its step on."""
         max_steps, start = self.trainer.max_steps, self.trainer.global_step
         if self.overfit_items:
-            return RepeatedBatch(self.contexts["train"], max_steps, self.steps_per_call, start)
+            return RepeatedBatch(self.examples["train"], max_steps, self.steps_per_call, start)
         seed = self.sampler_seed + self.trainer.global_rank  # each data-parallel process its own minibatches
-        return RandomMinibatches(self.contexts["train"], self.batch_size, max_steps, self.steps_per_call, seed, start)
+        return RandomMinibatches(self.examples["train"], self.batch_size, max_steps, self.steps_per_call, seed, start)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(Chunks(self.contexts["val"], self.eval_batch_size), batch_size=None)
+        trainer = self.trainer
+        chunks = Chunks(self.examples["val"], self.eval_chunk, trainer.global_rank, trainer.world_size)
+        return DataLoader(chunks, batch_size=None)
 
 
 def _stat_fingerprint(path: Path) -> tuple[int, int] | None:

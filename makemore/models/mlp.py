@@ -1,7 +1,7 @@
 """Bengio et al. 2003's neural probabilistic language model, on characters: y = b + W x + U tanh(d + H x)."""
 
 import math
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -14,6 +14,8 @@ class MLP(nn.Module):
     num_params = V*m + n*m*h + h + h*V + V (+ n*m*V with direct connections): 3481 for V=27, n=3,
     m=2, h=100.
     """
+
+    view: ClassVar[str] = "context"  # sees the last block_size characters, predicts the next
 
     def __init__(
         self,
@@ -55,6 +57,9 @@ class MLP(nn.Module):
         self.b.zero_()
         if self.W is not None:
             self.W.mul_(0.01)
+
+    def char_embedding(self) -> torch.Tensor:
+        return self.C
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         # idx: (B, T) character ids -> logits (B, V)

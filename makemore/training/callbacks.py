@@ -6,44 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import Checkpoint, TQDMProgressBar
+import torch
+from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from makemore.errors import TrainingInterrupted
 from makemore.plots import embedding_figure, missing_glyphs_quiet, save_figure
 from makemore.sampling import generate
-
-
-class StepProgressBar(TQDMProgressBar):
-    """Counts optimizer steps, not Lightning calls, so the bar reads step/max_steps and its rate is steps/s."""
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        super().on_train_start(trainer, pl_module)
-        self._count_steps(trainer)  # a resumed run restarts mid-epoch, without on_train_epoch_start
-
-    def on_train_epoch_start(self, trainer: L.Trainer, *_: Any) -> None:
-        super().on_train_epoch_start(trainer)
-        self._count_steps(trainer)
-
-    def _count_steps(self, trainer: L.Trainer) -> None:
-        bar = self.train_progress_bar
-        bar.total = trainer.max_steps
-        bar.unit = "step"
-        bar.n = bar.initial = trainer.global_step  # a resumed run continues the count
-        bar.set_description("train")
-        self._shown_step = trainer.global_step
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *_: Any) -> None:
-        step = trainer.global_step
-        if self.is_enabled and (step - self._shown_step >= self.refresh_rate or step >= trainer.max_steps):
-            self._shown_step = step
-            self.train_progress_bar.n = step
-            self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module))  # also refreshes
-
-    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
-        metrics = super().get_metrics(trainer, pl_module)
-        metrics.pop("v_num", None)
-        return metrics
 
 
 class ValidateAtLastStep(L.Callback):
@@ -62,7 +31,8 @@ class LastCheckpoint(Checkpoint):
 
     Writes happen only between Lightning calls, where the saved state is whole; when a validation is
     due in the same call, the write waits for its end, so a resumed run neither repeats nor skips it.
-    A first Ctrl-C finishes the current call; a second one interrupts at once.
+    A first Ctrl-C finishes the current call; a second one interrupts at once. Under DDP the processes
+    agree at every call whether any of them was signalled, so all of them save (rank zero writes) and stop.
     """
 
     def __init__(self, dirpath: str, every_n_steps: int, val_every: int):
@@ -91,7 +61,7 @@ class LastCheckpoint(Checkpoint):
         step = trainer.global_step
         if step % self.val_every == 0 or step >= trainer.max_steps:
             return  # a validation follows in this call: on_validation_end saves
-        if self._stop_signal is not None:
+        if self._agree_on_stop(trainer):
             self._save_and_stop(trainer)
         elif step % self.every_n_steps == 0:
             trainer.save_checkpoint(self.path, weights_only=False)
@@ -99,9 +69,16 @@ class LastCheckpoint(Checkpoint):
     def on_validation_end(self, trainer: L.Trainer, *_: Any) -> None:
         if trainer.sanity_checking:
             return
-        if self._stop_signal is not None:
+        if self._agree_on_stop(trainer):
             self._save_and_stop(trainer)
         trainer.save_checkpoint(self.path, weights_only=False)
+
+    def _agree_on_stop(self, trainer: L.Trainer) -> bool:
+        """Whether any process was signalled (SIGTERM wins over Ctrl-C): one tiny all-reduce per call under DDP."""
+        if trainer.world_size > 1:
+            signum = trainer.strategy.reduce(torch.tensor(self._stop_signal or 0), reduce_op="max")
+            self._stop_signal = int(signum) or None
+        return self._stop_signal is not None
 
     def _save_and_stop(self, trainer: L.Trainer) -> None:
         trainer.save_checkpoint(self.path, weights_only=False)
@@ -143,6 +120,17 @@ def _tensorboard(trainer: L.Trainer) -> Any | None:
     return None
 
 
+class LossChart(L.Callback):
+    """TensorBoard's Custom Scalars tab: train and val loss on one chart, where over-fitting shows at a glance
+    (the Scalars tab draws one chart per tag)."""
+
+    def on_train_start(self, trainer: L.Trainer, *_: Any) -> None:
+        writer = _tensorboard(trainer)
+        if writer is not None and trainer.is_global_zero:
+            charts = {"loss (train and val)": ["Multiline", ["loss/train", "loss/val"]], "lr": ["Multiline", ["lr"]]}
+            writer.add_custom_scalars({"makemore": charts})
+
+
 class EmbeddingPlot(L.Callback):
     """The seed's scatter of the embedding table C (dims 0 and 1) at every val check, as `path` and in
     TensorBoard's Images; the whole table goes to TensorBoard's Projector at the end of training."""
@@ -152,7 +140,7 @@ class EmbeddingPlot(L.Callback):
         self.max_labels = max_labels
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        table = getattr(pl_module.model, "C", None)
+        table = pl_module.model.char_embedding()
         if trainer.sanity_checking or table is None or not trainer.is_global_zero:
             return
         fig = embedding_figure(table, pl_module.vocab.labels(), trainer.global_step, self.max_labels)
@@ -164,7 +152,7 @@ class EmbeddingPlot(L.Callback):
         save_figure(fig, self.path)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        table = getattr(pl_module.model, "C", None)
+        table = pl_module.model.char_embedding()
         writer = _tensorboard(trainer)
         if table is not None and writer is not None and trainer.is_global_zero:
             writer.add_embedding(
@@ -188,7 +176,6 @@ class SampleText(L.Callback):
             pl_module.model,
             pl_module.vocab,
             self.num_samples,
-            pl_module.model.block_size,
             max_len=self.max_len,
             seed=self.seed,
         )

@@ -1,4 +1,4 @@
-"""One LightningModule for every model family: loss, optimizer, schedule and logging live here."""
+"""One LightningModule for every model family: loss, optimizer, schedule, logging and data parallelism."""
 
 import math
 import random
@@ -6,21 +6,15 @@ from typing import Any
 
 import lightning as L
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
-from hydra.utils import instantiate
-from torch import nn
 
 from makemore.data.vocab import Vocabulary
 from makemore.errors import TrainingDiverged
+from makemore.models import build_model
+from makemore.training.optim import build_optimizer, build_scheduler
 
-
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Weight decay on weight matrices and the embedding C, not on biases: the paper's R(theta)."""
-    if not weight_decay:  # one group: each group costs a pass of the optimizer's per-step Python
-        return [{"params": list(model.parameters()), "weight_decay": 0.0}]
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 def _count_optimizer_steps(trainer: L.Trainer, n: int) -> None:
@@ -29,14 +23,21 @@ def _count_optimizer_steps(trainer: L.Trainer, n: int) -> None:
     trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress.increment_by(n)
 
 
-class LanguageModel(L.LightningModule):
-    """Wraps a plain next-character model; all constructor arguments are plain data, so the checkpoint
-    alone (weights + vocabulary + model config) rebuilds it. `data` records which file and split the
-    weights were trained on (path, sha256, split, split_seed), so eval can recompute the split.
+def next_char_nll(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy of every scored target: logits (B, V) with targets (B), or (B, T, V) with (B, T) where
+    padding targets are torch's ignore_index (-100) and count for nothing."""
+    return F.cross_entropy(logits.flatten(0, -2), targets.flatten(), reduction=reduction)
 
-    Training takes K optimizer steps per Lightning call (a batch is K minibatches, see
-    RandomMinibatches): for models this small, Lightning's per-call machinery costs more than the
-    step itself. global_step, the per-step LR schedule and logging stay exact.
+
+class LanguageModel(L.LightningModule):
+    """Wraps any model of makemore.models; all constructor arguments are plain data, so the checkpoint alone
+    (weights + vocabulary + configs) rebuilds it through the registries. `data` records which file and
+    split the weights were trained on (path, sha256, split, split_seed), so eval can recompute the split.
+
+    Training takes K optimizer steps per Lightning call (a batch is K minibatches, see RandomMinibatches):
+    for models this small, Lightning's per-call machinery costs more than the step itself. global_step,
+    the per-step LR schedule and logging stay exact. Under DDP each step's gradients are averaged over
+    the processes by one all-reduce, so every process takes the same step and the weights stay equal.
     """
 
     def __init__(
@@ -45,6 +46,7 @@ class LanguageModel(L.LightningModule):
         vocab: list[str],
         optimizer: dict[str, Any],
         scheduler: dict[str, Any] | None = None,
+        grad_clip: float | None = None,
         log_every: int = 100,
         data: dict[str, Any] | None = None,
         divergence_factor: float = 20.0,
@@ -52,7 +54,8 @@ class LanguageModel(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(logger=False)
         self.vocab = Vocabulary(vocab)
-        self.model = instantiate(model, vocab_size=self.vocab.size)
+        self.model = build_model(model, self.vocab.size)
+        self.grad_clip = grad_clip
         self.log_every = log_every
         # A mean loss this far above the uniform model's ln(V) (3.3 nats for names.txt) is divergence,
         # not learning: the seed's N(0,1) init starts near 8 x ln(V).
@@ -60,8 +63,9 @@ class LanguageModel(L.LightningModule):
         self.automatic_optimization = False
         self.register_buffer("_loss_sum", torch.zeros(()), persistent=False)
         self._loss_count = 0
-        self._eval_nll = torch.zeros(())
+        self._eval_nll = torch.zeros((), dtype=torch.float64)
         self._eval_count = 0
+        self._world_size = 1
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         return self.model(idx)
@@ -71,23 +75,27 @@ class LanguageModel(L.LightningModule):
         return sum(p.numel() for p in self.model.parameters())
 
     def configure_optimizers(self) -> dict[str, Any]:
-        cfg = dict(self.hparams.optimizer)
-        groups = param_groups(self.model, cfg.pop("weight_decay", 0.0))
-        optimizer = instantiate(cfg, _partial_=True)(groups)
-        if not self.hparams.scheduler:
-            return {"optimizer": optimizer}
-        return {"optimizer": optimizer, "lr_scheduler": instantiate(self.hparams.scheduler, _partial_=True)(optimizer)}
+        optimizer = build_optimizer(self.hparams.optimizer, self.model)
+        scheduler = build_scheduler(self.hparams.scheduler, optimizer)
+        return {"optimizer": optimizer} if scheduler is None else {"optimizer": optimizer, "lr_scheduler": scheduler}
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        xs, ys = batch  # (K, B, T), (K, B): K minibatches, one optimizer step each
-        # The bare torch optimizer: Lightning's per-step hooks cost more than a step of this model.
+    def on_train_start(self) -> None:
+        self._world_size = self.trainer.world_size if dist.is_available() and dist.is_initialized() else 1
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        xs, ys = batch  # (K, B, T), (K, B) or (K, B, T): K minibatches, one optimizer step each
+        # The bare torch optimizer: Lightning's per-step hooks cost more than a step of these models.
         optimizer = self.optimizers().optimizer
         scheduler = self.lr_schedulers()
-        model, loss_sum = self.model, self._loss_sum  # locals: nn.Module attribute lookups are slow
+        model, loss_sum, clip = self.model, self._loss_sum, self.grad_clip  # locals: module attributes are slow
         for x, y in zip(xs, ys, strict=True):
-            loss = F.cross_entropy(model(x), y)
+            loss = next_char_nll(model(x), y)
             model.zero_grad(set_to_none=True)
             loss.backward()
+            if self._world_size > 1:
+                self._average_gradients()
+            if clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
@@ -99,11 +107,30 @@ class LanguageModel(L.LightningModule):
             self._log_train_loss(step, optimizer.param_groups[0]["lr"])
         return loss.detach()  # the last step's loss, for callbacks such as the lr finder
 
+    def _average_gradients(self) -> None:
+        """Every process's gradients -> their mean, in one all-reduce of one flat buffer."""
+        params = list(self.model.parameters())
+        grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
+        flat = torch.cat([g.flatten() for g in grads])
+        dist.all_reduce(flat)
+        flat.div_(self._world_size)
+        for p, averaged in zip(params, flat.split([g.numel() for g in grads]), strict=True):
+            p.grad = averaged.view_as(p)
+
+    def _average_buffers(self) -> None:
+        """BatchNorm's running statistics are not gradients: each process keeps its own; average them so that
+        validation and the saved weights are the same on every process."""
+        if self._world_size > 1:
+            for buffer in self.model.buffers():
+                if buffer.is_floating_point():
+                    dist.all_reduce(buffer)
+                    buffer.div_(self._world_size)
+
     def _log_train_loss(self, step: int, lr: float) -> None:
-        """Mean minibatch loss since the last log: the only host sync in the training loop, and where a
-        diverged run (non-finite loss, or above divergence_factor x ln V) stops within log_every steps,
-        before anything is saved as a result."""
-        mean = (self._loss_sum / self._loss_count).item()
+        """Mean minibatch loss since the last log (over all processes): the only host sync in the training
+        loop, and where a diverged run (non-finite loss, or above divergence_factor x ln V) stops within
+        log_every steps, before anything is saved as a result."""
+        mean = self.trainer.strategy.reduce(self._loss_sum / self._loss_count, reduce_op="mean").item()
         if not math.isfinite(mean) or mean > self.divergence_loss:
             raise TrainingDiverged(
                 f"training diverged: mean loss {mean} over steps {step - self._loss_count + 1}-{step} at lr {lr:g}; "
@@ -113,7 +140,7 @@ class LanguageModel(L.LightningModule):
         self._loss_count = 0
         self.log("loss", mean, prog_bar=True, logger=False)
         for logger in self.loggers:  # step axis = optimizer steps, not Lightning calls
-            logger.log_metrics({"train_loss": mean, "lr": lr}, step=step)
+            logger.log_metrics({"loss/train": mean, "lr": lr}, step=step)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """What a resumed run needs beyond weights, optimizer, scheduler and step (which Lightning saves)
@@ -135,24 +162,29 @@ class LanguageModel(L.LightningModule):
         if "cuda" in states and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(states["cuda"])
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._accumulate_nll(batch)
+    def on_validation_start(self) -> None:
+        if not self.trainer.sanity_checking:
+            self._average_buffers()
+
+    def on_train_end(self) -> None:
+        self._average_buffers()
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        x, y = batch
+        nll = next_char_nll(self.model(x), y, reduction="sum").double()
+        self._eval_nll = self._eval_nll.to(nll.device) + nll
+        self._eval_count += int(y.ne(-100).sum())
 
     def on_validation_epoch_end(self) -> None:
-        val_loss = self._pop_mean_nll()
-        self.log("val_loss", val_loss, prog_bar=True, logger=False)
+        """Exact mean NLL per character over the whole split (not a mean of chunk means); under DDP each
+        process scored its own part of the split and the sums are added up."""
+        count = torch.tensor(float(self._eval_count), device=self.device)
+        totals = torch.stack([self._eval_nll.to(self.device), count])
+        nll, count = self.trainer.strategy.reduce(totals.double(), reduce_op="sum").tolist()
+        self._eval_nll = torch.zeros((), dtype=torch.float64)
+        self._eval_count = 0
+        val_loss = nll / count
+        self.log("val_loss", val_loss, prog_bar=True, logger=False, sync_dist=True)  # equal on every process
         if not self.trainer.sanity_checking:
             for logger in self.loggers:
-                logger.log_metrics({"val_loss": val_loss}, step=self.global_step)
-
-    def _accumulate_nll(self, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
-        x, y = batch
-        self._eval_nll = self._eval_nll.to(self.device) + F.cross_entropy(self.model(x), y, reduction="sum")
-        self._eval_count += len(y)
-
-    def _pop_mean_nll(self) -> float:
-        """Exact mean NLL per character over the whole split (not a mean of chunk means)."""
-        mean = (self._eval_nll / self._eval_count).item()
-        self._eval_nll = torch.zeros(())
-        self._eval_count = 0
-        return mean
+                logger.log_metrics({"loss/val": val_loss}, step=self.global_step)

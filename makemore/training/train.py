@@ -12,10 +12,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from makemore.config import resume_checkpoint, validate_config
+from makemore.config import resume_checkpoint, run_label, validate_config
 from makemore.data.datamodule import CharDataModule
 from makemore.evaluation import mean_nll
 from makemore.io import atomic_write_json, atomic_write_text
+from makemore.models import model_class
+from makemore.quiet import quiet_third_party_output
 from makemore.sampling import generate
 from makemore.training.callbacks import TrainingClock
 from makemore.training.checkpoint import CheckpointWriter, check_resumable, load_checkpoint, read_checkpoint
@@ -29,11 +31,14 @@ def _plain(cfg: DictConfig) -> dict[str, Any]:
 
 
 def prepare_datamodule(cfg: DictConfig, **overrides: Any) -> CharDataModule:
-    """The data of cfg.data, downloaded if need be, read, split and turned into examples."""
-    datamodule: CharDataModule = instantiate(cfg.data, **overrides)
+    """The data of cfg.data, downloaded if need be, read, split and turned into the examples of the model's view."""
+    view = model_class(cfg.model.name).view
+    datamodule: CharDataModule = instantiate(cfg.data, view=view, **overrides)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    log.info("data: %s, vocabulary %d, split sizes %s", datamodule.path, datamodule.vocab.size, datamodule.split_sizes)
+    sizes = " / ".join(f"{n:,}" for n in datamodule.split_sizes.values())
+    chars = datamodule.vocab.size - 1
+    log.info("data: %s, %d distinct characters, train/val/test targets %s", datamodule.path, chars, sizes)
     return datamodule
 
 
@@ -43,6 +48,7 @@ def build_module(cfg: DictConfig, datamodule: CharDataModule) -> LanguageModel:
         vocab=datamodule.vocab.chars,
         optimizer=_plain(cfg.optimizer),
         scheduler=_plain(cfg.scheduler) if cfg.get("scheduler") else None,
+        grad_clip=cfg.grad_clip,
         log_every=cfg.log_every,
         data=datamodule.record(),
         divergence_factor=cfg.divergence_factor,
@@ -65,6 +71,9 @@ def train(cfg: DictConfig) -> float:
     """Train one run into cfg.run_dir (from ckpt_path / resume's last.ckpt if given) and return its best
     val loss (what a sweeper minimizes)."""
     validate_config(cfg)
+    quiet_third_party_output()
+    if int(os.environ.get("LOCAL_RANK", 0)) > 0:  # a data-parallel worker: the first process reports
+        logging.getLogger().setLevel(logging.WARNING)
     set_torch_threads(cfg.threads)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = prepare_datamodule(cfg)
@@ -78,7 +87,8 @@ def train(cfg: DictConfig) -> float:
         log.info("continuing from %s at step %d", ckpt_path, start_step)
     # A resumed run's TensorBoard writer drops what the interrupted run logged after its checkpoint,
     # so the curve goes on as one line instead of two overlapping ones.
-    logger = instantiate(cfg.logger, purge_step=start_step + 1 if start_step else None) if cfg.get("logger") else False
+    purge_step = start_step + 1 if start_step else None
+    logger = instantiate(cfg.logger, version=run_label(cfg), purge_step=purge_step) if cfg.get("logger") else False
     clock = TrainingClock()
     callbacks = [instantiate(c) for c in cfg.callbacks.values()] + [clock]
     trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks, plugins=[CheckpointWriter()])
@@ -108,9 +118,11 @@ def write_results(
     best, best_ckpt = load_checkpoint(best_path)
     losses = {
         f"{split}_loss": mean_nll(best.model, ctx, datamodule.eval_batch_size)
-        for split, ctx in datamodule.contexts.items()
+        for split, ctx in datamodule.examples.items()
     }
     metrics = {
+        "model": best.hparams.model["name"],
+        "name": run_label(cfg),
         "num_params": best.num_params,
         "vocab_size": datamodule.vocab.size,
         "split_sizes": datamodule.split_sizes,
@@ -131,17 +143,31 @@ def write_results(
             "optimizer": _plain(cfg.optimizer),
             "max_steps": cfg.trainer.max_steps,
         }
-        trainer.logger.log_hyperparams(hparams, {f"hparams/{k}": v for k, v in losses.items()})
+        # The final losses under results/: their charts sort after the loss curves in the Scalars tab.
+        trainer.logger.log_hyperparams(hparams, {f"results/{k}": v for k, v in losses.items()})
 
     samples = generate(
         best.model,
         best.vocab,
         num_samples=cfg.sample.num_samples,
-        block_size=best.model.block_size,
         max_len=cfg.sample.max_len,
         seed=cfg.seed,
     )
     atomic_write_text(run_dir / "samples.txt", "\n".join(samples) + "\n")
-    log.info("metrics: %s", metrics)
-    log.info("samples: %s", ", ".join(samples))
+    log.info(summary(metrics, run_dir, samples))
     return metrics
+
+
+def summary(metrics: dict[str, Any], run_dir: Path, samples: list[str]) -> str:
+    """The end of a run's output, for a person: what was trained, how well, how fast, and where it is."""
+    speed = f", {metrics['steps_per_s']:,.0f} steps/s" if metrics["steps_per_s"] else ""
+    return "\n".join(
+        [
+            f"done: {metrics['model']} with {metrics['num_params']:,} parameters, {metrics['steps']:,} steps in "
+            f"{metrics['train_time_s']:.1f} s{speed}",
+            f"loss (nats/char, best.ckpt from step {metrics['best_step']:,}): train {metrics['train_loss']:.4f}  "
+            f"val {metrics['val_loss']:.4f}  test {metrics['test_loss']:.4f}",
+            f"samples: {', '.join(samples[:10])}",
+            f"run dir: {run_dir} (metrics.json, samples.txt, checkpoints/, tensorboard/)",
+        ]
+    )

@@ -1,0 +1,35 @@
+"""Silence what third-party libraries print that a makemore user cannot act on, narrowly: by logger,
+message and module, never all warnings or all of a library's log."""
+
+import logging
+import warnings
+
+_NOISE = (
+    "💡 Tip:",  # Lightning's advertisements for its cloud products
+    "`Trainer(val_check_interval=1)` was configured",  # a short run validating at its only call, as asked
+)
+
+
+def _not_noise(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(_NOISE)
+
+
+def quiet_third_party_output() -> None:
+    """Call after importing Lightning (its import installs the console handler removed here)."""
+    # Lightning's package logger prints each record to the console itself *and* passes it on to the root
+    # logger, whose handlers (Hydra's console and train.log) print it again: keep the root's.
+    lightning_logger = logging.getLogger("lightning")
+    for handler in list(lightning_logger.handlers):
+        if type(handler) is logging.StreamHandler:
+            lightning_logger.removeHandler(handler)
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logger = logging.getLogger(name)
+        if _not_noise not in logger.filters:
+            logger.addFilter(_not_noise)
+    # Lightning's own use of a torch API that torch deprecated; nothing a user can change.
+    warnings.filterwarnings(
+        "ignore",
+        message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+        category=FutureWarning,
+        module=r"lightning\.pytorch\.utilities\._pytree",
+    )

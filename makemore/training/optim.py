@@ -1,0 +1,89 @@
+"""Optimizers and learning-rate schedules, built by name from plain values (see makemore.plain).
+
+Optimizers: `sgd` (the seed's) and `adamw`. Schedules, stepped once per optimizer step: `constant`, `step`
+(x gamma at each milestone, the seed's decay) and `cosine` (optional linear warmup, then cosine to min_lr).
+"""
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, LRScheduler, MultiStepLR, SequentialLR
+
+from makemore.errors import ConfigError
+from makemore.plain import check_keys, check_plain
+
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {"sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}
+SCHEDULER_SETTINGS: dict[str, list[str]] = {
+    "constant": [],
+    "step": ["milestones", "gamma"],
+    "cosine": ["total_steps", "warmup_steps", "min_lr"],
+}
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on weight matrices and embeddings, not on biases and norm gains: the paper's R(theta)."""
+    if not weight_decay:  # one group: each group costs a pass of the optimizer's per-step Python
+        return [{"params": list(model.parameters()), "weight_decay": 0.0}]
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _optimizer_settings(cls: type[torch.optim.Optimizer]) -> list[str]:
+    return [name for name in inspect.signature(cls.__init__).parameters if name not in ("self", "params")]
+
+
+def check_optimizer_config(config: Mapping[str, Any], where: str = "optimizer") -> type[torch.optim.Optimizer]:
+    check_plain(config, where)
+    name = config.get("name")
+    if name not in OPTIMIZERS:
+        raise ConfigError(f"{where}.name={name!r} is not an optimizer here; choose one of: {', '.join(OPTIMIZERS)}")
+    cls = OPTIMIZERS[name]
+    check_keys({k: v for k, v in config.items() if k != "name"}, _optimizer_settings(cls), where, f"{name}")
+    lr = config.get("lr")
+    if isinstance(lr, bool) or not isinstance(lr, int | float) or lr <= 0:
+        raise ConfigError(f"{where}.lr must be a positive number, got {lr!r}")
+    return cls
+
+
+def build_optimizer(config: Mapping[str, Any], model: nn.Module) -> torch.optim.Optimizer:
+    cls = check_optimizer_config(config)
+    settings = {k: v for k, v in config.items() if k not in ("name", "weight_decay")}
+    if "betas" in settings:
+        settings["betas"] = tuple(settings["betas"])
+    return cls(param_groups(model, config.get("weight_decay", 0.0)), **settings)
+
+
+def check_scheduler_config(config: Mapping[str, Any] | None, where: str = "scheduler") -> None:
+    if config is None:
+        return
+    check_plain(config, where)
+    name = config.get("name")
+    if name not in SCHEDULER_SETTINGS:
+        choices = ", ".join(SCHEDULER_SETTINGS)
+        raise ConfigError(f"{where}.name={name!r} is not a schedule here; choose one of: {choices}")
+    settings = {k: v for k, v in config.items() if k != "name"}
+    check_keys(settings, SCHEDULER_SETTINGS[name], where, f"the {name} schedule")
+    if name == "cosine" and not 0 <= config.get("warmup_steps", 0) < config["total_steps"]:
+        raise ConfigError(
+            f"{where}.warmup_steps={config.get('warmup_steps')} must be at least 0 and below "
+            f"total_steps={config['total_steps']}"
+        )
+
+
+def build_scheduler(config: Mapping[str, Any] | None, optimizer: torch.optim.Optimizer) -> LRScheduler | None:
+    check_scheduler_config(config)
+    name = config["name"] if config else "constant"
+    if name == "constant":
+        return None
+    if name == "step":
+        return MultiStepLR(optimizer, milestones=list(config["milestones"]), gamma=config.get("gamma", 0.1))
+    warmup, total, min_lr = config.get("warmup_steps", 0), config["total_steps"], config.get("min_lr", 0.0)
+    cosine = CosineAnnealingLR(optimizer, T_max=total - warmup, eta_min=min_lr)
+    if not warmup:
+        return cosine
+    ramp = LinearLR(optimizer, start_factor=1 / warmup, total_iters=warmup)
+    return SequentialLR(optimizer, [ramp, cosine], milestones=[warmup])

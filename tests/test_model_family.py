@@ -1,0 +1,159 @@
+import math
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from makemore.models.bigram import Bigram
+from makemore.models.bow import BoW
+from makemore.models.rnn import GRU, LSTM, RNN
+from makemore.models.transformer import Transformer
+from makemore.models.wavenet import WaveNet
+
+V = 27
+SEQUENCE = [RNN, GRU, LSTM, BoW, Transformer]
+CONTEXT = [Bigram, WaveNet]
+ALL = CONTEXT + SEQUENCE
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """These tensors are too small to gain from threads, and on a busy machine (xdist workers side by side)
+    two threads per process can make a step 10-100x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def walk(n: int, length: int) -> torch.Tensor:
+    """n runs of ids following a fixed successor rule from random starts: learnable from the last id alone."""
+    ids = torch.empty(n, length, dtype=torch.long)
+    ids[:, 0] = torch.randint(0, V, (n,))
+    for t in range(1, length):
+        ids[:, t] = (7 * ids[:, t - 1] + 3) % V
+    return ids
+
+
+@pytest.mark.parametrize("family", ALL)
+def test_interface(family):
+    model = family(V)
+    assert family.view in ("context", "sequence")
+    assert model.block_size == (1 if family is Bigram else 8 if family is WaveNet else 16)
+
+
+@pytest.mark.parametrize("family", SEQUENCE)
+def test_changing_position_t_never_changes_earlier_logits(family):
+    torch.manual_seed(0)
+    model = family(V).eval()
+    x = torch.randint(0, V, (4, model.block_size))
+    with torch.no_grad():
+        before = model(x)
+        for t in (0, 1, 5, model.block_size - 1):
+            x2 = x.clone()
+            x2[:, t] = (x[:, t] + 1) % V
+            after = model(x2)
+            assert torch.equal(after[:, :t], before[:, :t]), f"position {t} leaked into earlier logits"
+            assert (after[:, t] - before[:, t]).abs().max() > 1e-4, f"position {t} does not see its own id"
+
+
+@pytest.mark.parametrize("family", SEQUENCE)
+def test_every_prefix_gives_the_logits_of_the_full_run(family):
+    torch.manual_seed(0)
+    model = family(V).eval()
+    x = torch.randint(0, V, (3, model.block_size))
+    with torch.no_grad():
+        full = model(x)
+        assert full.shape == (3, model.block_size, V)
+        for T in range(1, model.block_size + 1):
+            assert torch.allclose(model(x[:, :T]), full[:, :T], atol=1e-5), f"length {T}"
+
+
+@pytest.mark.parametrize("family", CONTEXT)
+def test_context_models_give_one_row_of_logits_per_context(family):
+    torch.manual_seed(0)
+    model = family(V)
+    x = torch.randint(0, V, (5, model.block_size))
+    assert model(x).shape == (5, V)
+    assert model.eval()(x[:1]).shape == (1, V)  # sampling feeds one context at a time
+
+
+def test_bigram_reads_only_the_last_id():
+    torch.manual_seed(0)
+    model = Bigram(V, block_size=4)
+    with torch.no_grad():
+        model.logits.normal_()  # the zero init would hide a dependence on anything
+    x = torch.randint(0, V, (6, 4))
+    earlier = x.clone()
+    earlier[:, :-1] = (x[:, :-1] + 1) % V
+    last = x.clone()
+    last[:, -1] = (x[:, -1] + 1) % V
+    assert torch.equal(model(earlier), model(x))
+    assert not torch.equal(model(last), model(x))
+
+
+def test_wavenet_has_the_lectures_parameter_count():
+    model = WaveNet(V, block_size=8, emb_dim=24, hidden=128)
+    assert sum(p.numel() for p in model.parameters()) == 76_579
+
+
+@pytest.mark.parametrize("block_size", [0, 1, 6, 12])
+def test_wavenet_refuses_a_block_size_that_is_not_a_power_of_two(block_size):
+    with pytest.raises(ValueError, match=rf"power of 2.*got {block_size}"):
+        WaveNet(V, block_size=block_size)
+
+
+def test_wavenet_first_loss_is_near_uniform():
+    torch.manual_seed(0)
+    x, y = torch.randint(0, V, (512, 8)), torch.randint(0, V, (512,))
+    assert abs(F.cross_entropy(WaveNet(V)(x), y).item() - math.log(V)) < 0.1
+
+
+def test_transformer_refuses_emb_dim_not_divisible_by_n_head():
+    with pytest.raises(ValueError, match=r"emb_dim=30.*n_head=4"):
+        Transformer(V, emb_dim=30, n_head=4)
+
+
+@pytest.mark.parametrize("family", ALL)
+def test_char_embedding_is_the_models_own_table(family):
+    if family is Bigram:
+        assert family(V).char_embedding() is None
+        return
+    kwargs = {"emb_dim": 12} | ({"n_head": 3} if family is Transformer else {})
+    model = family(V, **kwargs)
+    emb = model.char_embedding()
+    assert emb.shape == (V, 12)
+    assert any(emb is p for p in model.parameters())
+
+
+@pytest.mark.parametrize("family", [RNN, GRU, LSTM, BoW, Transformer])
+def test_dropout_is_active_in_training_only(family):
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warns about inter-layer dropout with one layer
+        model = family(V, n_layer=2, dropout=0.5)
+        family(V, n_layer=1, dropout=0.5)
+    x = torch.randint(0, V, (4, 16))
+    assert not torch.equal(model.train()(x), model(x))
+    assert torch.equal(model.eval()(x), model(x))
+
+
+@pytest.mark.parametrize("family", ALL)
+def test_a_hundred_steps_learn_a_fixed_batch(family):
+    torch.manual_seed(0)
+    model = family(V)
+    ids = walk(32, model.block_size + 1)
+    if family.view == "context":
+        x, y = ids[:, :-1], ids[:, -1]
+    else:
+        x, y = ids[:, :-1], ids[:, 1:]
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(100):
+        loss = F.cross_entropy(model(x).reshape(-1, V), y.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    # ignoring the ids leaves about ln(32) at best; the bigram table moves ~lr per step, so it is slower
+    limit = 0.6 * math.log(V) if family is Bigram else 0.1 * math.log(V)
+    assert loss.item() < limit, f"loss {loss.item():.3f} after 100 steps"
