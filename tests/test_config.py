@@ -84,3 +84,25 @@ def test_any_positive_intervals_work_and_steps_per_call_follows_them(overrides, 
     validate_config(cfg)
     assert cfg.data.steps_per_call == steps_per_call
     assert cfg.trainer.val_check_interval == val_check_interval
+
+
+GROUPS = [p for p in sorted((REPO / "conf").iterdir()) if p.is_dir() and p.name not in ("hydra", "local")]
+
+
+@pytest.mark.parametrize(
+    "override",
+    [f"{group.name}={option.stem}" for group in GROUPS for option in sorted(group.glob("*.yaml"))],
+)
+def test_every_config_composes_and_passes_the_checks(override):
+    """Every option of every group in conf/ (each experiment, trainer=gpu, ...) composes, resolves and is valid."""
+    cfg = make_cfg(override, "run_dir=/tmp/makemore-compose-test")
+    OmegaConf.to_container(cfg, resolve=True)
+    validate_config(cfg)
+
+
+@pytest.mark.parametrize("name", ["sample", "eval"])
+def test_the_tools_configs_compose(name):
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config_name=name, overrides=["ckpt=some/run"])
+    assert cfg.ckpt == "some/run"

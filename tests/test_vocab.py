@@ -5,8 +5,8 @@ def test_vocabulary_is_sorted_data_characters_after_the_boundary():
     vocab = Vocabulary.from_items(["emma", "olivia", "ava"])
     assert vocab.chars == ["a", "e", "i", "l", "m", "o", "v"]
     assert vocab.size == 8
-    assert BOUNDARY_ID == 0
     assert vocab.encode("emma") == [2, 5, 5, 1]
+    assert vocab.decode([2, BOUNDARY_ID, 1]) == "e"  # the boundary ends an item
     assert 0 not in vocab.stoi.values()
 
 

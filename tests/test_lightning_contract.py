@@ -1,0 +1,48 @@
+"""The training path steps the torch optimizer itself, K steps per Lightning call, and records them in
+Lightning's private manual-optimization step counter (makemore.training.module._count_optimizer_steps). This
+guards that contract: if a Lightning release renames the counter or changes what global_step means, these
+fail loudly instead of training the wrong number of steps, decaying at the wrong step or resuming elsewhere."""
+
+import json
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from makemore.config import register_resolvers
+from makemore.training.train import train
+
+from .conftest import REPO, tensorboard_dir
+
+# 37 steps (not a multiple of the 5 steps per call), decay at step 18, lr logged after every step.
+RUN = ["trainer.max_steps=37", "val_every=10", "log_every=1", "ckpt_every=5", "steps_per_call=5", "hidden=16"]
+
+
+def run(names_path: Path, run_dir: Path, *overrides: str) -> dict:
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=[f"data.path={names_path}", *RUN, f"run_dir={run_dir}", *overrides])
+    train(cfg)
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_global_step_the_decay_step_and_resume_count_optimizer_steps(names_path, tmp_path):
+    metrics = run(names_path, tmp_path / "full")
+    assert metrics["steps"] == 37  # global_step == max_steps: every optimizer step counted once
+    events = EventAccumulator(str(tensorboard_dir(tmp_path / "full")))
+    events.Reload()
+    lr = {e.step: e.value for e in events.Scalars("lr")}
+    assert sorted(lr) == list(range(1, 38))  # one log per optimizer step, on the optimizer-step axis
+    assert {s for s, v in lr.items() if v < 0.05} == set(range(18, 38))  # decayed at exactly step 18 = 0.5 x 37
+    last = torch.load(tmp_path / "full" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 37
+
+    # A run stopped at step 30 (same schedule), continued to 37: exactly the 7 remaining steps, the same result.
+    first = run(names_path, tmp_path / "first", "trainer.max_steps=30", "scheduler.milestones=[18]")
+    assert first["steps"] == 30
+    last_of_first = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    resumed = run(names_path, tmp_path / "resumed", "scheduler.milestones=[18]", f"ckpt_path={last_of_first}")
+    assert resumed["resumed_from_step"] == 30 and resumed["steps"] == 37
+    final = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert all(torch.equal(final[k], last["state_dict"][k]) for k in last["state_dict"])
