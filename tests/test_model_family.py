@@ -104,6 +104,11 @@ def test_wavenet_refuses_a_block_size_that_is_not_a_power_of_two(block_size):
         WaveNet(V, block_size=block_size)
 
 
+def test_wavenet_refuses_a_context_of_another_length():
+    with pytest.raises(ValueError, match=r"block_size=8.*got 4"):
+        WaveNet(V)(torch.zeros(6, 4, dtype=torch.long))
+
+
 def test_wavenet_first_loss_is_near_uniform():
     torch.manual_seed(0)
     x, y = torch.randint(0, V, (512, 8)), torch.randint(0, V, (512,))

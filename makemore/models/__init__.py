@@ -14,11 +14,23 @@ from typing import Any
 from torch import nn
 
 from makemore.errors import ConfigError
+from makemore.models.bigram import Bigram
+from makemore.models.bow import BoW
 from makemore.models.mlp import MLP
+from makemore.models.rnn import GRU, LSTM, RNN
+from makemore.models.transformer import Transformer
+from makemore.models.wavenet import WaveNet
 from makemore.plain import check_keys, check_plain
 
 MODELS: dict[str, type[nn.Module]] = {
+    "bigram": Bigram,
     "mlp": MLP,
+    "wavenet": WaveNet,
+    "rnn": RNN,
+    "gru": GRU,
+    "lstm": LSTM,
+    "bow": BoW,
+    "transformer": Transformer,
 }
 
 

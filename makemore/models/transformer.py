@@ -81,7 +81,7 @@ class Transformer(nn.Module):
             if isinstance(module, nn.Linear):
                 nn.init.zeros_(module.bias)
         for block in self.blocks:
-            for proj in (block.attn.proj, block.mlp[2]):
+            for proj in (block.attn.proj, block.mlp[2]):  # mlp[2]: the MLP's output Linear
                 nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * n_layer))
 
     def char_embedding(self) -> torch.Tensor | None:

@@ -44,6 +44,8 @@ class WaveNet(nn.Module):
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         # idx: (B, T) character ids, T = block_size -> logits (B, V)
+        if idx.shape[1] != self.block_size:  # any other T would fuse positions across contexts
+            raise ValueError(f"wavenet reads exactly block_size={self.block_size} ids per context, got {idx.shape[1]}")
         x = self.wte(idx).flatten(0, 1)  # (B*T, C): rows in (batch, position) order
         for fuse, bn in zip(self.fuse, self.bn, strict=True):
             # rows 2j and 2j+1 are neighbouring positions of one context, so a view pairs them
