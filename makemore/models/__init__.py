@@ -73,4 +73,18 @@ def build_model(config: Mapping[str, Any], vocab_size: int) -> nn.Module:
         raise ConfigError(f"model={config['name']}: {e}") from None
 
 
-__all__ = ["MLP", "MODELS", "build_model", "check_model_config", "model_class", "model_knobs"]
+__all__ = [
+    "GRU",
+    "LSTM",
+    "MLP",
+    "MODELS",
+    "RNN",
+    "BoW",
+    "Bigram",
+    "Transformer",
+    "WaveNet",
+    "build_model",
+    "check_model_config",
+    "model_class",
+    "model_knobs",
+]
