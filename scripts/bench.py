@@ -1,11 +1,15 @@
-"""Benchmark the project's training path against the seed notebook's bare loop, on this machine.
+"""Benchmark the project's training path against the seed notebook's bare loop and against makemore.py.
 
-    python scripts/bench.py                      # everything, 50000 steps, 3 repeats
+    python scripts/bench.py                      # everything, 50000 steps, 5 repeats
     python scripts/bench.py --steps 5000 --repeats 1 --only train
+    python scripts/bench.py --only family --peer ../shared/peers/makemore.py
 
 Prints a table and writes JSON (default outputs/bench/bench.json). Parts:
-  train     per-step time of (a) the seed's bare loop and (b) scripts/train.py's path, same config,
-            interleaved a, b, a, b, ... and the median of each; their full-split val losses
+  train     per-step time of (a) the seed's bare loop on one thread and (b) scripts/train.py's path at its
+            default settings, same config, interleaved a, b, a, b, ... and the median of each; their val losses
+  family    per model, our per-step time with makemore.py's defaults (experiment=makemore_<model>) against
+            makemore.py's own printed step time, run as a subprocess in the same run, interleaved; the peer
+            column is skipped when its file is absent
   data      building the context sets of 100x names.txt at block_size 8 (time, peak RSS of a fresh
             process), the seed's Python loop on 10x for comparison, and the training speed on 100x
   sample    names/s of the seed's one-at-a-time sampling loop vs makemore's batched generator
@@ -15,6 +19,7 @@ Prints a table and writes JSON (default outputs/bench/bench.json). Parts:
 import argparse
 import json
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -40,7 +45,10 @@ SEED_STEPS = 200_000  # the notebook's run length, for the time-to-quality budge
 
 
 def seed_loop(xtr, ytr, xval, yval, steps: int, batch_size: int = 32) -> tuple[float, float, list]:
-    """The notebook's final training cell, verbatim apart from names and the decay at half of `steps`."""
+    """The notebook's final training cell, verbatim apart from names and the decay at half of `steps`, on one
+    thread (where this tiny loop runs fastest, so the ratio against it is not flattered)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     g = torch.Generator().manual_seed(2147483647)
     C = torch.randn((27, 10), generator=g)
     W1 = torch.randn((30, 200), generator=g)
@@ -66,6 +74,7 @@ def seed_loop(xtr, ytr, xval, yval, steps: int, batch_size: int = 32) -> tuple[f
     seconds = time.perf_counter() - start
     with torch.no_grad():
         val = F.cross_entropy(torch.tanh(C[xval].view(-1, 30) @ W1 + b1) @ W2 + b2, yval).item()
+    torch.set_num_threads(threads)
     return seconds / steps, val, parameters
 
 
@@ -257,12 +266,61 @@ def bench_fast(names: Path, bare_us_per_step: float) -> dict:
     }
 
 
+FAMILY = ["bigram", "mlp", "wavenet", "rnn", "gru", "lstm", "bow", "transformer"]
+PEER_TYPES = {"bigram", "mlp", "rnn", "gru", "bow", "transformer"}  # the families makemore.py has
+PEER_STEP = re.compile(r"^step (\d+) \| loss [\d.]+ \| step time ([\d.]+)ms")
+
+
+def ours_per_step(names: Path, model: str, steps: int) -> float:
+    """Seconds per optimizer step of scripts/train.py (its own process, its default settings) at makemore.py's
+    defaults; the training loop's own time (metrics.json steps_per_s), validation and set-up excluded."""
+    preset = f"experiment=makemore_{model}" if model in PEER_TYPES else f"model={model}"
+    with tempfile.TemporaryDirectory() as run_dir:
+        args = [f"data.path={names}", preset, f"trainer.max_steps={steps}", f"val_every={steps}"]
+        args.append(f"hydra.run.dir={run_dir}")
+        if model not in PEER_TYPES:
+            args.append("batch_size=32")  # no makemore.py preset: its batch size, the model's own defaults
+        subprocess.run([sys.executable, str(REPO / "scripts" / "train.py"), *args], check=True, capture_output=True)
+        return 1 / json.loads((Path(run_dir) / "metrics.json").read_text())["steps_per_s"]
+
+
+def peer_per_step(peer: Path, names: Path, model: str, steps: int, skip: int = 100) -> float:
+    """makemore.py's own printed step time (it prints every 10th step; batch 32, its default threads, no data
+    workers, as its README runs it), median over steps after the first `skip`."""
+    with tempfile.TemporaryDirectory() as work_dir:
+        command = [sys.executable, str(peer), "-i", str(names), "-o", work_dir, "--type", model]
+        command += ["--max-steps", str(steps), "--num-workers", "0"]
+        out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    times = [float(m[2]) for line in out.splitlines() if (m := PEER_STEP.match(line)) and int(m[1]) >= skip]
+    return statistics.median(times) / 1e3
+
+
+def bench_family(names: Path, peer: Path | None, steps: int, repeats: int) -> dict:
+    rows = {}
+    for model in FAMILY:
+        ours, theirs = [], []
+        for _ in range(repeats):  # interleaved: both see the same state of the machine
+            ours.append(ours_per_step(names, model, steps))
+            if peer is not None and model in PEER_TYPES:
+                theirs.append(peer_per_step(peer, names, model, steps))
+        row = {"ours_ms": statistics.median(ours) * 1e3, "ours_runs_ms": [t * 1e3 for t in ours]}
+        if theirs:
+            row.update(peer_ms=statistics.median(theirs) * 1e3, peer_runs_ms=[t * 1e3 for t in theirs])
+            row["ratio"] = row["ours_ms"] / row["peer_ms"]
+        rows[model] = row
+        peer_text = f" | makemore.py {row['peer_ms']:.2f} ms | ratio {row['ratio']:.2f}" if theirs else ""
+        print(f"  {model:<12} ours {row['ours_ms']:.2f} ms/step{peer_text}", flush=True)
+    return {"steps": steps, "repeats": repeats, "peer": str(peer) if peer else None, "models": rows}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO / "data" / "names.txt")
     parser.add_argument("--steps", type=int, default=50_000, help="training steps per measurement")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--only", nargs="*", default=["train", "data", "sample", "fast"])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--only", nargs="*", default=["train", "family", "data", "sample", "fast"])
+    parser.add_argument("--peer", type=Path, default=REPO.parent / "shared" / "peers" / "makemore.py")
+    parser.add_argument("--family-steps", type=int, default=1000, help="steps per family measurement")
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "bench" / "bench.json")
     args = parser.parse_args()
     if not args.data.exists():
@@ -273,6 +331,10 @@ def main() -> None:
     if "train" in args.only:
         print(f"train: {args.steps} steps, batch 32, {args.repeats} repeats", flush=True)
         results["train"] = bench_train(args.data, args.steps, args.repeats, splits)
+    if "family" in args.only:
+        peer = args.peer if args.peer.is_file() else None
+        print(f"family: {args.family_steps} steps, {args.repeats} repeats, peer {peer or '(absent: skipped)'}")
+        results["family"] = bench_family(args.data, peer, args.family_steps, args.repeats)
     if "data" in args.only:
         print("data:", flush=True)
         with tempfile.TemporaryDirectory() as tmp:

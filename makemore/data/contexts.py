@@ -74,6 +74,10 @@ class ContextSet:
         """All examples at once, X (N, T) and Y (N,), for small sets and tests."""
         return self[torch.arange(len(self))]
 
+    def minibatches(self, ix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """K minibatches at once, ix (K, B): contexts (K, B, T) and targets (K, B)."""
+        return self[ix]
+
 
 def _id_dtype(vocab_size: int) -> np.dtype:
     for dtype in (np.uint8, np.int16, np.int32):

@@ -59,7 +59,7 @@ class RandomMinibatches:
             ix = torch.randint(len(self.examples), (k, self.batch_size), generator=self.generator)
             self._state_at = {s: g for s, g in self._state_at.items() if s >= start - 2 * self.steps_per_call}
             self._state_at[start + k] = self.generator.get_state()  # before the draw that starts there
-            yield self.examples[ix]
+            yield self.examples.minibatches(ix)
 
     def state_dict(self) -> dict[str, Any]:
         return {"generator_state_at_step": dict(self._state_at)}

@@ -47,6 +47,15 @@ class SequenceSet:
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self[torch.arange(len(self))]
 
+    def minibatches(self, ix: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """K minibatches of windows, ix (K, B): each cut to its longest window, since positions past every
+        window's end hold no target (names average 7 targets in windows of 16). A causal model's scored
+        predictions do not depend on the positions cut."""
+        x, y = self[ix]  # (K, B, T)
+        longest = self.lengths[ix].amax(dim=1).tolist()
+        cut = list(zip(x, y, longest, strict=True))
+        return [xk[:, :n] for xk, _, n in cut], [yk[:, :n] for _, yk, n in cut]
+
 
 def build_sequences(items: list[str], vocab: Vocabulary, block_size: int) -> SequenceSet:
     ids, lengths = encode_items(items, vocab)  # each item's ids and its boundary; lengths = n + 1 targets

@@ -1,7 +1,8 @@
 """Optimizers and learning-rate schedules, built by name from plain values (see makemore.plain).
 
 Optimizers: `sgd` (the seed's) and `adamw`. Schedules, stepped once per optimizer step: `constant`, `step`
-(x gamma at each milestone, the seed's decay) and `cosine` (optional linear warmup, then cosine to min_lr).
+(x gamma at each milestone, the seed's decay) and `cosine` (to min_lr at total_steps), each after an optional
+linear warmup of warmup_steps (from lr / warmup_steps up to lr).
 """
 
 import inspect
@@ -17,9 +18,9 @@ from makemore.plain import check_keys, check_plain
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {"sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}
 SCHEDULER_SETTINGS: dict[str, list[str]] = {
-    "constant": [],
-    "step": ["milestones", "gamma"],
-    "cosine": ["total_steps", "warmup_steps", "min_lr"],
+    "constant": ["warmup_steps"],
+    "step": ["milestones", "gamma", "warmup_steps"],
+    "cosine": ["total_steps", "min_lr", "warmup_steps"],
 }
 
 
@@ -67,23 +68,26 @@ def check_scheduler_config(config: Mapping[str, Any] | None, where: str = "sched
         raise ConfigError(f"{where}.name={name!r} is not a schedule here; choose one of: {choices}")
     settings = {k: v for k, v in config.items() if k != "name"}
     check_keys(settings, SCHEDULER_SETTINGS[name], where, f"the {name} schedule")
-    if name == "cosine" and not 0 <= config.get("warmup_steps", 0) < config["total_steps"]:
-        raise ConfigError(
-            f"{where}.warmup_steps={config.get('warmup_steps')} must be at least 0 and below "
-            f"total_steps={config['total_steps']}"
-        )
+    warmup = config.get("warmup_steps", 0)
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ConfigError(f"{where}.warmup_steps must be a whole number of steps >= 0, got {warmup!r}")
+    if name == "cosine" and not warmup < config["total_steps"]:
+        raise ConfigError(f"{where}.warmup_steps={warmup} must be below total_steps={config['total_steps']}")
+    if name == "step" and any(m <= warmup for m in config["milestones"]):
+        raise ConfigError(f"{where}.milestones={list(config['milestones'])} must come after warmup_steps={warmup}")
 
 
 def build_scheduler(config: Mapping[str, Any] | None, optimizer: torch.optim.Optimizer) -> LRScheduler | None:
     check_scheduler_config(config)
-    name = config["name"] if config else "constant"
+    config = config or {"name": "constant"}
+    name, warmup = config["name"], config.get("warmup_steps", 0)
+    ramp = LinearLR(optimizer, start_factor=1 / warmup, total_iters=warmup) if warmup else None
     if name == "constant":
-        return None
-    if name == "step":
-        return MultiStepLR(optimizer, milestones=list(config["milestones"]), gamma=config.get("gamma", 0.1))
-    warmup, total, min_lr = config.get("warmup_steps", 0), config["total_steps"], config.get("min_lr", 0.0)
-    cosine = CosineAnnealingLR(optimizer, T_max=total - warmup, eta_min=min_lr)
-    if not warmup:
-        return cosine
-    ramp = LinearLR(optimizer, start_factor=1 / warmup, total_iters=warmup)
-    return SequentialLR(optimizer, [ramp, cosine], milestones=[warmup])
+        return ramp  # after the warmup LinearLR stays at the full lr
+    if name == "step":  # the milestones count from step 0, the schedule after the warmup from warmup_steps
+        milestones = [m - warmup for m in config["milestones"]]
+        main: LRScheduler = MultiStepLR(optimizer, milestones=milestones, gamma=config.get("gamma", 0.1))
+    else:
+        total, min_lr = config["total_steps"], config.get("min_lr", 0.0)
+        main = CosineAnnealingLR(optimizer, T_max=total - warmup, eta_min=min_lr)
+    return main if ramp is None else SequentialLR(optimizer, [ramp, main], milestones=[warmup])

@@ -55,14 +55,18 @@ def build_module(cfg: DictConfig, datamodule: CharDataModule) -> LanguageModel:
     )
 
 
-def set_torch_threads(threads: int | None) -> None:
-    """`threads`, or under a parallel launcher (hydra.launcher.n_jobs) each job's share of the cores,
-    so that jobs running side by side do not fight over them."""
+def set_torch_threads(threads: int | None, step_work: int, one_thread_below: float) -> None:
+    """`threads`; else under a parallel launcher (hydra.launcher.n_jobs) each job's share of the cores, so
+    jobs side by side do not fight over them; else one thread for a tiny step (step_work = parameters x
+    positions per minibatch below `one_thread_below`: the seed's MLP), where waking a second thread for
+    each small op costs more than it saves; else torch's default."""
     if threads is None and HydraConfig.initialized():
         n_jobs = HydraConfig.get().launcher.get("n_jobs")
         if n_jobs:
             cores = os.cpu_count() or 1
             threads = max(1, cores // (n_jobs if n_jobs > 0 else cores))
+    if threads is None and step_work < one_thread_below:
+        threads = 1
     if threads:
         torch.set_num_threads(threads)
 
@@ -74,10 +78,11 @@ def train(cfg: DictConfig) -> float:
     quiet_third_party_output()
     if int(os.environ.get("LOCAL_RANK", 0)) > 0:  # a data-parallel worker: the first process reports
         logging.getLogger().setLevel(logging.WARNING)
-    set_torch_threads(cfg.threads)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = prepare_datamodule(cfg)
     module = build_module(cfg, datamodule)
+    positions = cfg.batch_size * (cfg.block_size if module.model.view == "sequence" else 1)
+    set_torch_threads(cfg.threads, module.num_params * positions, cfg.one_thread_below)
     ckpt_path = resume_checkpoint(cfg)
     start_step = 0
     if ckpt_path is not None:
