@@ -13,12 +13,12 @@ from torch import nn
 class CausalSelfAttention(nn.Module):
     """Multi-head self-attention where position t attends to positions <= t, in one fused SDPA call."""
 
-    def __init__(self, emb_dim: int, n_head: int, dropout: float):
+    def __init__(self, emb_dim: int, n_head: int, dropout: float, bias: bool):
         super().__init__()
         self.n_head = n_head
         self.dropout = dropout
-        self.qkv = nn.Linear(emb_dim, 3 * emb_dim)  # queries, keys and values of all heads at once
-        self.proj = nn.Linear(emb_dim, emb_dim)  # a residual projection
+        self.qkv = nn.Linear(emb_dim, 3 * emb_dim, bias=bias)  # queries, keys and values of all heads at once
+        self.proj = nn.Linear(emb_dim, emb_dim, bias=bias)  # a residual projection
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -33,12 +33,14 @@ class CausalSelfAttention(nn.Module):
 class Block(nn.Module):
     """x + Attn(LN(x)), then x + MLP(LN(x)): the pre-LayerNorm residual block of GPT-2."""
 
-    def __init__(self, emb_dim: int, n_head: int, hidden: int, dropout: float):
+    def __init__(self, emb_dim: int, n_head: int, hidden: int, dropout: float, bias: bool):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(emb_dim)
-        self.attn = CausalSelfAttention(emb_dim, n_head, dropout)
-        self.ln_2 = nn.LayerNorm(emb_dim)
-        self.mlp = nn.Sequential(nn.Linear(emb_dim, hidden), nn.GELU(), nn.Linear(hidden, emb_dim), nn.Dropout(dropout))
+        self.ln_1 = nn.LayerNorm(emb_dim, bias=bias)
+        self.attn = CausalSelfAttention(emb_dim, n_head, dropout, bias)
+        self.ln_2 = nn.LayerNorm(emb_dim, bias=bias)
+        self.mlp = nn.Sequential(
+            nn.Linear(emb_dim, hidden, bias=bias), nn.GELU(), nn.Linear(hidden, emb_dim, bias=bias), nn.Dropout(dropout)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x))
@@ -64,6 +66,7 @@ class Transformer(nn.Module):
         n_head: int = 4,
         hidden: int = 256,
         dropout: float = 0.0,
+        bias: bool = True,
     ):
         super().__init__()
         if emb_dim % n_head:
@@ -72,13 +75,13 @@ class Transformer(nn.Module):
         self.wte = nn.Embedding(vocab_size, emb_dim)
         self.wpe = nn.Embedding(block_size, emb_dim)
         self.drop = nn.Dropout(dropout)
-        self.blocks = nn.Sequential(*(Block(emb_dim, n_head, hidden, dropout) for _ in range(n_layer)))
-        self.ln_f = nn.LayerNorm(emb_dim)
-        self.lm_head = nn.Linear(emb_dim, vocab_size)
+        self.blocks = nn.Sequential(*(Block(emb_dim, n_head, hidden, dropout, bias) for _ in range(n_layer)))
+        self.ln_f = nn.LayerNorm(emb_dim, bias=bias)
+        self.lm_head = nn.Linear(emb_dim, vocab_size, bias=bias)
         for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
                 nn.init.normal_(module.weight, std=0.02)
-            if isinstance(module, nn.Linear):
+            if isinstance(module, nn.Linear) and module.bias is not None:
                 nn.init.zeros_(module.bias)
         for block in self.blocks:
             for proj in (block.attn.proj, block.mlp[2]):  # mlp[2]: the MLP's output Linear

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from makemore.data.vocab import Vocabulary
 from makemore.errors import TrainingDiverged
 from makemore.models import build_model
-from makemore.training.optim import build_optimizer, build_scheduler
+from makemore.training.optim import FlatParameters, build_optimizer, build_scheduler
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -66,6 +66,7 @@ class LanguageModel(L.LightningModule):
         self._eval_nll = torch.zeros((), dtype=torch.float64)
         self._eval_count = 0
         self._world_size = 1
+        self._flat: FlatParameters | None = None  # set by configure_optimizers
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         return self.model(idx)
@@ -75,7 +76,7 @@ class LanguageModel(L.LightningModule):
         return sum(p.numel() for p in self.model.parameters())
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = build_optimizer(self.hparams.optimizer, self.model)
+        optimizer, self._flat = build_optimizer(self.hparams.optimizer, self.model)
         scheduler = build_scheduler(self.hparams.scheduler, optimizer)
         return {"optimizer": optimizer} if scheduler is None else {"optimizer": optimizer, "lr_scheduler": scheduler}
 
@@ -88,14 +89,17 @@ class LanguageModel(L.LightningModule):
         optimizer = self.optimizers().optimizer
         scheduler = self.lr_schedulers()
         model, loss_sum, clip = self.model, self._loss_sum, self.grad_clip  # locals: module attributes are slow
+        flat = self._flat  # all parameters and gradients, one tensor per weight-decay group
+        flat.attach_grads()
+        flats = flat.flats
         for x, y in zip(xs, ys, strict=True):
             loss = next_char_nll(model(x), y)
-            model.zero_grad(set_to_none=True)
+            flat.zero_grad()
             loss.backward()
             if self._world_size > 1:
-                self._average_gradients()
+                self._average_gradients(flats)
             if clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+                torch.nn.utils.clip_grad_norm_(flats, clip)
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
@@ -107,15 +111,11 @@ class LanguageModel(L.LightningModule):
             self._log_train_loss(step, optimizer.param_groups[0]["lr"])
         return loss.detach()  # the last step's loss, for callbacks such as the lr finder
 
-    def _average_gradients(self) -> None:
-        """Every process's gradients -> their mean, in one all-reduce of one flat buffer."""
-        params = list(self.model.parameters())
-        grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
-        flat = torch.cat([g.flatten() for g in grads])
-        dist.all_reduce(flat)
-        flat.div_(self._world_size)
-        for p, averaged in zip(params, flat.split([g.numel() for g in grads]), strict=True):
-            p.grad = averaged.view_as(p)
+    def _average_gradients(self, flats: list[torch.Tensor]) -> None:
+        """Every process's gradients -> their mean: one all-reduce per flat gradient (one per weight-decay group)."""
+        for flat in flats:
+            dist.all_reduce(flat.grad)
+            flat.grad.div_(self._world_size)
 
     def _average_buffers(self) -> None:
         """BatchNorm's running statistics are not gradients: each process keeps its own; average them so that

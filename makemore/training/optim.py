@@ -30,7 +30,43 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
         return [{"params": list(model.parameters()), "weight_decay": 0.0}]
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [group for group in groups if group["params"]]  # the bigram has no biases
+
+
+class FlatParameters:
+    """The model's parameters as views into one flat tensor per weight-decay group, and their gradients as
+    views into one flat gradient per group, so the optimizer steps one tensor per group: its per-tensor
+    Python costs more than the arithmetic for models this small (about 1 ms of a 4-layer Transformer's
+    10 ms step). The update is the same elementwise arithmetic. Backward accumulates into the gradient
+    views in place, as into DDP's gradient buckets: zero them with zero_grad(), never set them to None.
+    """
+
+    def __init__(self, model: nn.Module, weight_decay: float):
+        self.groups: list[dict[str, Any]] = []
+        self._grad_views: list[tuple[nn.Parameter, torch.Tensor]] = []
+        for group in param_groups(model, weight_decay):
+            params = [p for p in group["params"] if p.numel()]
+            flat = torch.cat([p.detach().flatten() for p in params]).requires_grad_()
+            flat.grad = torch.zeros_like(flat)
+            offset = 0
+            for p in params:
+                n = p.numel()
+                p.data = flat.data[offset : offset + n].view_as(p)
+                self._grad_views.append((p, flat.grad[offset : offset + n].view_as(p)))
+                offset += n
+            self.groups.append({**group, "params": [flat]})
+        self.flats = [group["params"][0] for group in self.groups]
+        self.attach_grads()
+
+    def attach_grads(self) -> None:
+        """Point every parameter's .grad at its view again (Lightning sets them to None before training)."""
+        for p, grad in self._grad_views:
+            p.grad = grad
+
+    def zero_grad(self) -> None:
+        for flat in self.flats:
+            flat.grad.zero_()
 
 
 def _optimizer_settings(cls: type[torch.optim.Optimizer]) -> list[str]:
@@ -50,12 +86,15 @@ def check_optimizer_config(config: Mapping[str, Any], where: str = "optimizer") 
     return cls
 
 
-def build_optimizer(config: Mapping[str, Any], model: nn.Module) -> torch.optim.Optimizer:
+def build_optimizer(config: Mapping[str, Any], model: nn.Module) -> tuple[torch.optim.Optimizer, FlatParameters]:
+    """The optimizer `config` names, over the model's parameters flattened into one tensor per weight-decay
+    group (see FlatParameters, which is returned too: it zeroes the gradients)."""
     cls = check_optimizer_config(config)
     settings = {k: v for k, v in config.items() if k not in ("name", "weight_decay")}
     if "betas" in settings:
         settings["betas"] = tuple(settings["betas"])
-    return cls(param_groups(model, config.get("weight_decay", 0.0)), **settings)
+    flat = FlatParameters(model, config.get("weight_decay", 0.0))
+    return cls(flat.groups, **settings), flat
 
 
 def check_scheduler_config(config: Mapping[str, Any] | None, where: str = "scheduler") -> None:
