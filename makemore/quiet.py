@@ -26,6 +26,13 @@ def quiet_third_party_output() -> None:
         logger = logging.getLogger(name)
         if _not_noise not in logger.filters:
             logger.addFilter(_not_noise)
+    # ckpt_path= into a new run dir: best.ckpt is chosen anew there, as the README says.
+    warnings.filterwarnings(
+        "ignore",
+        message=r"The dirpath has changed from",
+        category=UserWarning,
+        module=r"lightning\.pytorch\.callbacks\.model_checkpoint",
+    )
     # Lightning's own use of a torch API that torch deprecated; nothing a user can change.
     warnings.filterwarnings(
         "ignore",
