@@ -81,3 +81,19 @@ def knob_figure(points: list[tuple[float, float]], knob: str) -> Figure:
     ax.set_title(f"sweep: val loss against {knob}")
     ax.grid()
     return fig
+
+
+def family_figure(rows: list[dict]) -> Figure:
+    """Val loss against parameters and against training time, one labelled point per run."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5), sharey=True)
+    for ax, key, label in ((axes[0], "num_params", "parameters"), (axes[1], "train_time_s", "training time (s)")):
+        for row in rows:
+            ax.scatter(row[key], row["val_loss"], s=40)
+            ax.annotate(row["run"], (row[key], row["val_loss"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlabel(f"{label} (log scale)")
+        ax.grid(which="both", alpha=0.3)
+    axes[0].set_ylabel("val loss (nats/char, whole split)")
+    fig.suptitle("the model family on one metric: val loss against size and against training time")
+    fig.tight_layout()
+    return fig
