@@ -1,11 +1,13 @@
 """Config helpers: resolvers used by conf/*.yaml and validation that runs before any work is done."""
 
+import json
 import math
 from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from makemore.cli import exit_with
@@ -24,6 +26,11 @@ def val_check_calls(val_every: int, max_steps: int, call_steps: int) -> int:
     return max(1, min(int(val_every) // int(call_steps), math.ceil(int(max_steps) / int(call_steps))))
 
 
+def run_dir_of(name: str | None, date: str, time: str) -> str:
+    """outputs/<date>/<time>, or outputs/<name>/<date>_<time> for a named run: named runs gather together."""
+    return f"outputs/{name}/{date}_{time}" if name else f"outputs/{date}/{time}"
+
+
 def register_resolvers() -> None:
     """Resolvers for derived step counts: `${fraction_of:0.5,${trainer.max_steps}}` -> 100000 (where the
     step decay comes), `${call_steps:...}` and `${val_check_calls:...}` (see the functions above)."""
@@ -31,6 +38,10 @@ def register_resolvers() -> None:
         "fraction_of": lambda frac, total: int(float(frac) * int(total)),
         "call_steps": steps_per_call,
         "val_check_calls": val_check_calls,
+        "run_label": lambda *, _root_: run_label(_root_),
+        "run_dir_of": run_dir_of,
+        "tag_dict": lambda tags: {str(tag): "" for tag in tags or []},
+        "sqlite_uri": lambda path: f"sqlite:///{Path(path).resolve()}",
     }
     for name, resolver in resolvers.items():
         if not OmegaConf.has_resolver(name):
@@ -110,15 +121,28 @@ _UNNAMING_KEYS = ("hydra", "data.path", "resume", "ckpt_path", "name", "tags", "
 
 
 def run_label(cfg: DictConfig) -> str:
-    """What TensorBoard and the sweep summary call this run: `name=` if given, else the overrides that made
-    it (`experiment=seed_11897`, `hidden=300,emb_dim=10`), else the model's name."""
-    if cfg.get("name"):
-        label = str(cfg.name)
+    """What TensorBoard, MLflow and W&B call this run: `name=` if given, else the overrides that made it
+    (`experiment=seed_11897`, `hidden=300,emb_dim=10`), else the model's name. A sweep's job is called by
+    the overrides that tell it apart from the other jobs (after the name, if given)."""
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    overrides = [o.lstrip("+~") for o in overrides if not o.lstrip("+~").split("=")[0].startswith(_UNNAMING_KEYS)]
+    swept = _swept_keys()
+    if swept is not None:
+        job = ",".join(o for o in overrides if o.split("=")[0] in swept)
+        label = f"{cfg.name}:{job}" if cfg.get("name") else job
     else:
-        overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-        kept = [o.lstrip("+~") for o in overrides if not o.lstrip("+~").split("=")[0].startswith(_UNNAMING_KEYS)]
-        label = ",".join(kept) or str(cfg.model.name)
-    return label.replace("/", "_").replace("\\", "_")[:120]
+        label = str(cfg.name) if cfg.get("name") else ",".join(overrides)
+    return (label or str(cfg.model.name)).replace("/", "_").replace("\\", "_")[:120]
+
+
+def _swept_keys() -> set[str] | None:
+    """In a multirun job, the keys that vary between the sweep's jobs; else None."""
+    from makemore.sweep import SWEPT_KEYS_FILE
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    path = Path(HydraConfig.get().sweep.dir) / SWEPT_KEYS_FILE
+    return set(json.loads(path.read_text())) if path.is_file() else None
 
 
 def _check_checkpoint_paths(cfg: DictConfig) -> None:

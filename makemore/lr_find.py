@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.tuner import Tuner
 from omegaconf import DictConfig
 
-from makemore.config import run_label, validate_config
+from makemore.config import validate_config
 from makemore.io import atomic_write_json
 from makemore.plots import lr_sweep_figure, save_figure
 from makemore.quiet import quiet_third_party_output
@@ -69,8 +69,9 @@ def find_lr(cfg: DictConfig) -> float | None:
     lrs, losses = finder.results["lr"], finder.results["loss"]
     suggestion = steepest_descent_lr(lrs, losses, settings.skip_begin)
     fig = lr_sweep_figure(lrs, losses, suggestion)
-    if cfg.get("logger"):
-        instantiate(cfg.logger, version=run_label(cfg)).experiment.add_figure("lr_find", fig, 0, close=False)
+    tensorboard = (cfg.get("logger") or {}).get("tensorboard")
+    if tensorboard is not None:
+        instantiate(tensorboard).experiment.add_figure("lr_find", fig, 0, close=False)
     save_figure(fig, run_dir / "lr_find.png")
     atomic_write_json(run_dir / "lr_find.json", {"suggested_lr": suggestion, "lr": lrs, "loss": losses})
     log.info("suggested lr: %s", suggestion)

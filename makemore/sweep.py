@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
@@ -36,6 +37,7 @@ COLUMNS = [
     "error",
 ]
 FAILURE_FILE = "failure.json"  # in a failed job's directory: its error, for the summary
+SWEPT_KEYS_FILE = "swept_keys.json"  # in the sweep directory: the keys its jobs differ in, for their run names
 
 
 def job_rows(sweep_dir: str | Path) -> list[dict[str, Any]]:
@@ -90,8 +92,14 @@ def write_summary(sweep_dir: str | Path) -> list[dict[str, Any]]:
 
 
 class SweepSummary(Callback):
-    """Hydra callback: records each failed job, keeps summary.csv/.md current after every job, and
-    prints the table when the multirun ends."""
+    """Hydra callback: notes which keys the jobs differ in (for their run names), records each failed job,
+    keeps summary.csv/.md current after every job, and prints the table when the multirun ends."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        overrides = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+        swept = [o.get_key_element().lstrip("+~") for o in overrides if o.is_sweep_override()]
+        swept += list((config.hydra.sweeper.get("params") or {}).keys())  # an Optuna search's parameters
+        atomic_write_json(Path(config.hydra.sweep.dir) / SWEPT_KEYS_FILE, sorted(set(swept)))
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if config.hydra.mode != RunMode.MULTIRUN:

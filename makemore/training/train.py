@@ -10,6 +10,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from makemore.config import resume_checkpoint, run_label, validate_config
@@ -92,11 +93,10 @@ def train(cfg: DictConfig) -> float:
         log.info("continuing from %s at step %d", ckpt_path, start_step)
     # A resumed run's TensorBoard writer drops what the interrupted run logged after its checkpoint,
     # so the curve goes on as one line instead of two overlapping ones.
-    purge_step = start_step + 1 if start_step else None
-    logger = instantiate(cfg.logger, version=run_label(cfg), purge_step=purge_step) if cfg.get("logger") else False
+    loggers = build_loggers(cfg, purge_step=start_step + 1 if start_step else None)
     clock = TrainingClock()
     callbacks = [instantiate(c) for c in cfg.callbacks.values()] + [clock]
-    trainer: L.Trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks, plugins=[CheckpointWriter()])
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers, callbacks=callbacks, plugins=[CheckpointWriter()])
 
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
@@ -106,6 +106,17 @@ def train(cfg: DictConfig) -> float:
         return float(trainer.checkpoint_callback.best_model_score)
     metrics = write_results(cfg, trainer, datamodule, train_time_s, clock.seconds, start_step)
     return metrics["val_loss"]
+
+
+def build_loggers(cfg: DictConfig, purge_step: int | None) -> list[Logger]:
+    """The loggers of cfg.logger (tensorboard, csv, mlflow, wandb: one or several). A resumed run's
+    TensorBoard writer drops what the interrupted run logged after its checkpoint (`purge_step`), so the
+    curve goes on as one line instead of two overlapping ones."""
+    loggers = []
+    for logger_cfg in (cfg.get("logger") or {}).values():
+        resumed = {"purge_step": purge_step} if logger_cfg._target_.endswith("TensorBoardLogger") else {}
+        loggers.append(instantiate(logger_cfg, **resumed))
+    return loggers
 
 
 def write_results(
@@ -140,16 +151,26 @@ def write_results(
         "best_ckpt": str(best_path.relative_to(run_dir)),
     }
     atomic_write_json(run_dir / "metrics.json", metrics)
-    if trainer.logger:
-        knobs = {k: cfg[k] for k in ("block_size", "emb_dim", "hidden", "batch_size", "seed")}
-        hparams = {
-            **knobs,
-            "model": _plain(cfg.model),
-            "optimizer": _plain(cfg.optimizer),
-            "max_steps": cfg.trainer.max_steps,
-        }
-        # The final losses under results/: their charts sort after the loss curves in the Scalars tab.
-        trainer.logger.log_hyperparams(hparams, {f"results/{k}": v for k, v in losses.items()})
+    knobs = {k: cfg[k] for k in ("block_size", "emb_dim", "hidden", "batch_size", "seed")}
+    hparams = {
+        **knobs,
+        "model": _plain(cfg.model),
+        "optimizer": _plain(cfg.optimizer),
+        "scheduler": _plain(cfg.scheduler),
+        "max_steps": cfg.trainer.max_steps,
+        "tags": list(cfg.tags),
+    }
+    # The final losses under results/: their charts sort after the loss curves in TensorBoard's Scalars tab.
+    results = {f"results/{k}": v for k, v in losses.items()}
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(hparams, results)  # the HPARAMS tab shows each run's knobs with its losses
+        else:
+            logger.log_hyperparams(hparams)
+            logger.log_metrics(results, step=trainer.global_step)
+        logger.finalize("success")
+        if type(logger).__name__ == "WandbLogger":
+            logger.experiment.finish()  # the offline run is complete; a next run in this process starts its own
 
     samples = generate(
         best.model,
