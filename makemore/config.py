@@ -27,8 +27,8 @@ def val_check_calls(val_every: int, max_steps: int, call_steps: int) -> int:
 
 
 def run_dir_of(name: str | None, date: str, time: str) -> str:
-    """outputs/<date>/<time>, or outputs/<name>/<date>_<time> for a named run: named runs gather together."""
-    return f"outputs/{name}/{date}_{time}" if name else f"outputs/{date}/{time}"
+    """<date>/<time>, or <name>/<date>_<time> for a named run (under outputs_dir): named runs gather together."""
+    return f"{name}/{date}_{time}" if name else f"{date}/{time}"
 
 
 def register_resolvers() -> None:
@@ -42,6 +42,7 @@ def register_resolvers() -> None:
         "run_dir_of": run_dir_of,
         "tag_dict": lambda tags: {str(tag): "" for tag in tags or []},
         "sqlite_uri": lambda path: f"sqlite:///{Path(path).resolve()}",
+        "abspath": lambda path: str(Path(path).resolve()),
     }
     for name, resolver in resolvers.items():
         if not OmegaConf.has_resolver(name):
@@ -143,6 +144,42 @@ def _swept_keys() -> set[str] | None:
         return None
     path = Path(HydraConfig.get().sweep.dir) / SWEPT_KEYS_FILE
     return set(json.loads(path.read_text())) if path.is_file() else None
+
+
+TREE_SKIPPED = ("hydra", "callbacks", "lr_find", "sample")  # the run's parts only (all are in config_tree.txt)
+
+
+def config_tree(cfg: DictConfig, skip: tuple[str, ...] = ()) -> Any:
+    """The resolved config as a rich Tree: the top-level knobs, then one branch per group."""
+    from rich.tree import Tree
+
+    def plain(value: Any) -> str:
+        if isinstance(value, str):
+            return value
+        return json.dumps(value) if isinstance(value, list | bool | None) else str(value)
+
+    def grow(node: Tree, mapping: dict) -> None:
+        for key, value in mapping.items():
+            if isinstance(value, dict) and value:
+                grow(node.add(f"[bold]{key}[/bold]"), value)
+            else:
+                node.add(f"{key}: {plain(value)}", highlight=False)
+
+    values = OmegaConf.to_container(cfg, resolve=True)
+    tree = Tree("config", guide_style="dim")
+    tree.add(", ".join(f"{k}={plain(v)}" for k, v in values.items() if not isinstance(v, dict)), highlight=False)
+    grow(tree, {k: v for k, v in values.items() if isinstance(v, dict) and k not in skip})
+    return tree
+
+
+def show_config(cfg: DictConfig, run_dir: Path) -> None:
+    """Save the whole config as a tree in config_tree.txt and, unless print_config=false, print the run's parts."""
+    from rich.console import Console
+
+    with (run_dir / "config_tree.txt").open("w") as f:
+        Console(file=f, width=120, color_system=None).print(config_tree(cfg))
+    if cfg.get("print_config", True):
+        Console(width=120).print(config_tree(cfg, skip=TREE_SKIPPED))
 
 
 def _check_checkpoint_paths(cfg: DictConfig) -> None:

@@ -95,6 +95,4 @@ class StepProgress(ProgressBar):
         print(" | ".join(parts), file=sys.stderr, flush=True)
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
-        metrics = super().get_metrics(trainer, pl_module)
-        metrics.pop("v_num", None)
-        return metrics
+        return dict(getattr(pl_module, "last_losses", {}))

@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
-from makemore.config import resume_checkpoint, run_label, validate_config
+from makemore.config import resume_checkpoint, run_label, show_config, validate_config
 from makemore.data.datamodule import CharDataModule
 from makemore.evaluation import mean_nll
 from makemore.io import atomic_write_json, atomic_write_text
@@ -79,6 +79,9 @@ def train(cfg: DictConfig) -> float:
     quiet_third_party_output()
     if int(os.environ.get("LOCAL_RANK", 0)) > 0:  # a data-parallel worker: the first process reports
         logging.getLogger().setLevel(logging.WARNING)
+    else:
+        Path(cfg.run_dir).mkdir(parents=True, exist_ok=True)
+        show_config(cfg, Path(cfg.run_dir))
     L.seed_everything(cfg.seed, workers=True)
     datamodule = prepare_datamodule(cfg)
     module = build_module(cfg, datamodule)
