@@ -76,6 +76,12 @@ def validate_config(cfg: DictConfig) -> None:
     clip = cfg.get("grad_clip")
     if clip is not None and (isinstance(clip, bool) or not isinstance(clip, int | float) or clip <= 0):
         raise ConfigError(f"grad_clip must be a positive number (the largest gradient norm) or null, got {clip!r}")
+    precision = str(cfg.trainer.get("precision", "32-true"))
+    if precision not in ("32-true", "32", "bf16-mixed"):
+        raise ConfigError(
+            f"trainer.precision={precision} is not supported: use 32-true or bf16-mixed (float16 needs loss "
+            "scaling, which the fast training path does not do)"
+        )
     split = list(cfg.data.split)
     if len(split) != 3 or any(f <= 0 for f in split) or not math.isclose(sum(split), 1.0):
         raise ConfigError(f"data.split must be three positive fractions (train, val, test) summing to 1, got {split}")

@@ -83,6 +83,8 @@ def train(cfg: DictConfig) -> float:
         Path(cfg.run_dir).mkdir(parents=True, exist_ok=True)
         show_config(cfg, Path(cfg.run_dir))
     L.seed_everything(cfg.seed, workers=True)
+    if torch.cuda.is_available():
+        torch.set_float32_matmul_precision(cfg.matmul_precision)
     datamodule = prepare_datamodule(cfg)
     module = build_module(cfg, datamodule)
     positions = cfg.batch_size * (cfg.block_size if module.model.view == "sequence" else 1)
