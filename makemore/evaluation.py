@@ -50,6 +50,6 @@ def evaluate(module: LanguageModel, data_path: str | Path | None = None, chunk_s
             "loss": loss,
             "bits_per_char": loss / math.log(2),
             "perplexity": math.exp(loss),
-            "examples": sum(len(item) + 1 for item in split),
+            "targets": examples.num_targets,  # every character and the end of every item
         }
     return {"data": str(path), **results}

@@ -26,10 +26,10 @@ def main(cfg: DictConfig) -> None:
     }
     out = Path(cfg.out) if cfg.out else ckpt_path.parent.parent / "eval.json"
     atomic_write_json(out, results)
-    print(f"{'split':<6} {'loss':>8} {'bits/char':>10} {'perplexity':>11} {'examples':>9}")
+    print(f"{'split':<6} {'loss':>8} {'bits/char':>10} {'perplexity':>11} {'targets':>9}")
     for split in ("train", "val", "test"):
         r = results[split]
-        print(f"{split:<6} {r['loss']:8.4f} {r['bits_per_char']:10.4f} {r['perplexity']:11.3f} {r['examples']:9d}")
+        print(f"{split:<6} {r['loss']:8.4f} {r['bits_per_char']:10.4f} {r['perplexity']:11.3f} {r['targets']:9d}")
     print(f"written: {out}")
 
 

@@ -40,7 +40,7 @@ def test_eval_matches_metrics_json(short_run, tmp_path):
     metrics = json.loads((short_run / "metrics.json").read_text())
     for split in ("train", "val", "test"):
         assert evaluated[split]["loss"] == pytest.approx(metrics[f"{split}_loss"], abs=1e-4)
-        assert evaluated[split]["examples"] == metrics["split_sizes"][split]
+        assert evaluated[split]["targets"] == metrics["split_sizes"][split]
     assert evaluated["test"]["bits_per_char"] == pytest.approx(metrics["test_loss"] / 0.6931471805599453, abs=1e-4)
     assert "perplexity" in result.stdout
 
