@@ -131,7 +131,7 @@ SETUP_CHILD = """
 import resource, sys, time
 from makemore.data.datamodule import CharDataModule
 start = time.perf_counter()
-dm = CharDataModule(sys.argv[1], {}, block_size=int(sys.argv[2]), batch_size=32)
+dm = CharDataModule(sys.argv[1], {}, block_size=int(sys.argv[2]), batch_size=32, view=sys.argv[3])
 dm.setup()
 rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(time.perf_counter() - start, rss_mb, sum(dm.split_sizes.values()))
@@ -173,8 +173,14 @@ def bench_data(names: Path, steps: int, tmp: Path) -> dict:
     big, ten = tmp / "names_x100.txt", tmp / "names_x10.txt"
     big.write_text("\n".join(lines * 100) + "\n")
     ten.write_text("\n".join(lines * 10) + "\n")
-    seconds, rss_mb, examples = child(SETUP_CHILD, str(big), "8")
+    seconds, rss_mb, examples = child(SETUP_CHILD, str(big), "8", "context")
+    seq_seconds, seq_rss_mb, seq_targets = child(SETUP_CHILD, str(big), "16", "sequence")
     seed_seconds, seed_rss_mb, _ = child(SEED_BUILD_CHILD, str(ten))
+    print(
+        f"  100x sequence view (windows of 16): {seq_seconds:.2f} s, peak RSS {seq_rss_mb:.0f} MB, "
+        f"{seq_targets:.0f} targets",
+        flush=True,
+    )
     print(
         f"  100x setup: {seconds:.2f} s, peak RSS {rss_mb:.0f} MB, {examples:.0f} examples; "
         f"seed loop on 10x: {seed_seconds:.2f} s, {seed_rss_mb:.0f} MB",
@@ -198,6 +204,9 @@ def bench_data(names: Path, steps: int, tmp: Path) -> dict:
         "x100_examples": int(examples),
         "x100_block8_setup_s": seconds,
         "x100_block8_peak_rss_mb": rss_mb,
+        "x100_sequence16_setup_s": seq_seconds,
+        "x100_sequence16_peak_rss_mb": seq_rss_mb,
+        "x100_sequence16_targets": int(seq_targets),
         "seed_loop_x10_block8_s": seed_seconds,
         "seed_loop_x10_block8_peak_rss_mb": seed_rss_mb,
         "train_steps": steps,

@@ -30,11 +30,13 @@ def val_curve(run_dir) -> dict[int, float]:
     return {e.step: e.value for e in events.Scalars("loss/val")}
 
 
-def test_every_process_ends_with_the_same_weights_and_validation_covers_the_whole_split(names_path, tmp_path):
+@pytest.mark.parametrize("model", ["mlp", "gru"])  # a context model and a sequence model (windows)
+def test_every_process_ends_with_the_same_weights_and_validation_covers_the_whole_split(names_path, tmp_path, model):
     run_dir = tmp_path / "ddp"
     result = run_script(
         "train.py",
         *DDP,
+        f"model={model}",
         f"data.path={names_path}",
         "trainer.max_steps=300",
         "val_every=100",
@@ -52,7 +54,7 @@ def test_every_process_ends_with_the_same_weights_and_validation_covers_the_whol
     # The val loss logged during training (each process scored half the split, the sums were added) is the
     # whole split's: recomputed in one process from best.ckpt it is the same number.
     module, ckpt = load_checkpoint(run_dir / "checkpoints" / "best.ckpt")
-    dm = CharDataModule(str(names_path), {}, block_size=3, batch_size=32)
+    dm = CharDataModule(str(names_path), {}, module.model.block_size, batch_size=32, view=module.model.view)
     dm.setup()
     whole_split = mean_nll(module.model, dm.examples["val"])
     assert val_curve(run_dir)[ckpt["global_step"]] == pytest.approx(whole_split, abs=1e-5)

@@ -72,9 +72,10 @@ def test_tabs_inside_lines(tmp_path):
     assert len(labels) == metrics["vocab_size"] and "\\t" in labels  # one TSV row per character
 
 
-def test_a_100000_character_line(tmp_path):
+@pytest.mark.parametrize("model", ["mlp", "transformer"])  # the context view and the sequence view (windows)
+def test_a_100000_character_line(tmp_path, model):
     lines = ["ab" * 50_000] + ["abc", "bca", "cab"] * 5
-    metrics, samples, _ = train_on(lines, tmp_path)
+    metrics, samples, _ = train_on(lines, tmp_path, f"model={model}", "batch_size=8")
     assert sum(metrics["split_sizes"].values()) == sum(len(line) + 1 for line in lines)
     assert all(len(s) <= 100 for s in samples)  # sample.max_len bounds generation
 

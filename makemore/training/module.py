@@ -90,12 +90,12 @@ class LanguageModel(L.LightningModule):
         optimizer = self.optimizers().optimizer
         scheduler = self.lr_schedulers()
         model, loss_sum, clip = self.model, self._loss_sum, self.grad_clip  # locals: module attributes are slow
-        flat = self._flat  # all parameters and gradients, one tensor per weight-decay group
-        flat.attach_grads()
-        flats = flat.flats
+        params = self._flat  # all parameters and gradients, one flat tensor per weight-decay group
+        params.attach_grads()
+        flats = params.flats
         for x, y in zip(xs, ys, strict=True):
             loss = next_char_nll(model(x), y)
-            flat.zero_grad()
+            params.zero_grad()
             loss.backward()
             if self._world_size > 1:
                 self._average_gradients(flats)
