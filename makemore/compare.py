@@ -36,13 +36,15 @@ def family_rows(paths: list[Path]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda row: row["val_loss"])
 
 
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}" if value < 10 else f"{value:,.1f}"
+def _cell(column: str, value: Any) -> str:
+    if column.endswith("_loss"):
+        return f"{value:.4f}"
+    if column == "train_time_s":
+        return f"{value:,.1f}"
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-    lines += ["| " + " | ".join(_cell(row[c]) for c in COLUMNS) + " |" for row in rows]
+    lines += ["| " + " | ".join(_cell(c, row[c]) for c in COLUMNS) + " |" for row in rows]
     return "\n".join(lines) + "\n"

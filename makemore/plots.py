@@ -89,7 +89,8 @@ def family_figure(rows: list[dict]) -> Figure:
     for ax, key, label in ((axes[0], "num_params", "parameters"), (axes[1], "train_time_s", "training time (s)")):
         for row in rows:
             ax.scatter(row[key], row["val_loss"], s=40)
-            ax.annotate(row["run"], (row[key], row["val_loss"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+            label = row["run"].removeprefix("experiment=")
+            ax.annotate(label, (row[key], row["val_loss"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
         ax.set_xscale("log")
         ax.set_xlabel(f"{label} (log scale)")
         ax.grid(which="both", alpha=0.3)

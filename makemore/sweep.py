@@ -65,16 +65,18 @@ def job_rows(sweep_dir: str | Path) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (r["status"] != "ok", r.get("val_loss") or 0.0))
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}" if value < 100 else f"{value:.1f}"
-    return "" if value is None else str(value)
+def _fmt(column: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if column.endswith("_loss"):
+        return f"{value:.4f}"
+    return f"{value:.1f}" if column == "train_time_s" else str(value)
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for row in rows:
-        lines.append("| " + " | ".join(_fmt(row.get(c)).replace("|", "\\|") for c in COLUMNS) + " |")
+        lines.append("| " + " | ".join(_fmt(c, row.get(c)).replace("|", "\\|") for c in COLUMNS) + " |")
     return "\n".join(lines) + "\n"
 
 

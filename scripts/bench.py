@@ -330,6 +330,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=["train", "family", "data", "sample", "fast"])
     parser.add_argument("--peer", type=Path, default=REPO.parent / "shared" / "peers" / "makemore.py")
     parser.add_argument("--family-steps", type=int, default=1000, help="steps per family measurement")
+    parser.add_argument("--family-repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "bench" / "bench.json")
     args = parser.parse_args()
     if not args.data.exists():
@@ -342,8 +343,8 @@ def main() -> None:
         results["train"] = bench_train(args.data, args.steps, args.repeats, splits)
     if "family" in args.only:
         peer = args.peer if args.peer.is_file() else None
-        print(f"family: {args.family_steps} steps, {args.repeats} repeats, peer {peer or '(absent: skipped)'}")
-        results["family"] = bench_family(args.data, peer, args.family_steps, args.repeats)
+        print(f"family: {args.family_steps} steps, {args.family_repeats} repeats, peer {peer or '(absent: skipped)'}")
+        results["family"] = bench_family(args.data, peer, args.family_steps, args.family_repeats)
     if "data" in args.only:
         print("data:", flush=True)
         with tempfile.TemporaryDirectory() as tmp:

@@ -8,11 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from makemore.config import register_resolvers
 from makemore.data.datamodule import CharDataModule
 from makemore.data.views import build_examples
 from makemore.data.vocab import Vocabulary
+from makemore.errors import MakemoreError
 from makemore.evaluation import evaluate, mean_nll
 from makemore.models import MODELS, build_model
 from makemore.sampling import generate
@@ -61,6 +63,9 @@ def test_changing_a_later_character_never_changes_an_earlier_prediction(name):
     vocab = Vocabulary.from_items([*ITEMS, "z"])
     torch.manual_seed(0)
     model = small_model(name, vocab.size, CONTEXT_OF.get(name, 4))
+    with torch.no_grad():  # away from the initialisation, which may ignore the input (the bigram's zero table)
+        for parameter in model.parameters():
+            parameter.add_(0.5 * torch.randn_like(parameter))
     for position in (0, 2, 5, 9):
         changed = [item[:position] + "z" + item[position + 1 :] if position < len(item) else item for item in ITEMS]
         with torch.no_grad():
@@ -105,8 +110,12 @@ def test_every_tool_works_on_every_models_checkpoint(names_path, tmp_path, name)
 
     run = [f"data.path={names_path}", f"model={name}", "trainer.max_steps=60", "val_every=30", "log_every=10"]
     run += ["ckpt_every=30", "batch_size=16", "sample.num_samples=5"]
+    longer = [*run[:2], "trainer.max_steps=90", *run[3:]]
+    # The first run is planned for 90 steps and stopped at 60: its schedule is pinned to the 90-step plan.
+    plan = OmegaConf.to_container(config(*longer).scheduler, resolve=True)
+    pinned = [f"scheduler.{key}={json.dumps(value)}" for key, value in plan.items() if key != "name"]
     first = tmp_path / "first"
-    train(config(*run, f"run_dir={first}"))
+    train(config(*run, *pinned, f"run_dir={first}"))
     metrics = json.loads((first / "metrics.json").read_text())
     assert metrics["model"] == name and metrics["steps"] == 60
     assert metrics["split_sizes"] == {"train": 182625, "val": 22655, "test": 22866}
@@ -118,9 +127,12 @@ def test_every_tool_works_on_every_models_checkpoint(names_path, tmp_path, name)
     assert items == generate(module.model, module.vocab, 20, seed=3, prefix="ka")
     assert evaluate(module)["val"]["loss"] == pytest.approx(metrics["val_loss"], abs=1e-6)
 
-    longer = [*run[:2], "trainer.max_steps=90", *run[3:]]
+    last = first / "checkpoints" / "last.ckpt"
+    if OmegaConf.to_container(config(*run).scheduler, resolve=True) != plan:  # not the checkpoint's schedule
+        with pytest.raises(MakemoreError, match=r"scheduler\.\w+: .* in the checkpoint"):
+            train(config(*run, f"ckpt_path={last}", f"run_dir={tmp_path / 'refused'}"))
     resumed = tmp_path / "resumed"
-    train(config(*longer, f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}", f"run_dir={resumed}"))
+    train(config(*longer, f"ckpt_path={last}", f"run_dir={resumed}"))
     assert json.loads((resumed / "metrics.json").read_text())["resumed_from_step"] == 60
 
     lr_dir = tmp_path / "lr"

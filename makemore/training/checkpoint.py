@@ -122,10 +122,15 @@ def check_resumable(ckpt: dict[str, Any], path: Path, module: LanguageModel) -> 
                 f"data.{key}: {_short(saved_data.get(key))} in the checkpoint, {_short(data.get(key))} now"
             )
     if differences:
+        fix = "pass the overrides it was trained with (resume=<run dir> does that)"
+        if all(d.startswith("scheduler.") for d in differences):  # most often: another trainer.max_steps
+            fix = (
+                "the schedule is set by trainer.max_steps when a run starts, so continue with the max_steps it "
+                "was planned for (to stop early and go on later, pin the scheduler's keys when you start)"
+            )
         raise MakemoreError(
             f"{path} was trained with a different config, so this run can't continue it: "
-            f"{'; '.join(differences[:4])}{' ...' if len(differences) > 4 else ''}; "
-            "pass the overrides it was trained with (resume=<run dir> does that)"
+            f"{'; '.join(differences[:4])}{' ...' if len(differences) > 4 else ''}; {fix}"
         )
 
 
