@@ -1,16 +1,22 @@
 """The training path steps the torch optimizer itself, K steps per Lightning call, and records them in
-Lightning's private manual-optimization step counter (makemore.training.module._count_optimizer_steps). This
-guards that contract: if a Lightning release renames the counter or changes what global_step means, these
+Lightning's private manual-optimization step counter (makemore.training.module._count_optimizer_steps). It also
+steps the optimizer under torch's per-call wrappers (makemore.training.optim.unwrapped_step). These
+guard both contracts: if a Lightning release renames the counter or changes what global_step means, these
 fail loudly instead of training the wrong number of steps, decaying at the wrong step or resuming elsewhere."""
 
 import json
+import warnings
 from pathlib import Path
 
+import pytest
 import torch
+import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from makemore.config import register_resolvers
+from makemore.models import build_model
+from makemore.training.optim import build_optimizer, build_scheduler, unwrapped_step
 from makemore.training.train import train
 
 from .conftest import REPO, tensorboard_dir
@@ -46,3 +52,35 @@ def test_global_step_the_decay_step_and_resume_count_optimizer_steps(names_path,
     assert resumed["resumed_from_step"] == 30 and resumed["steps"] == 37
     final = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     assert all(torch.equal(final[k], last["state_dict"][k]) for k in last["state_dict"])
+
+
+@pytest.mark.parametrize("settings", [{"name": "sgd", "lr": 0.1}, {"name": "adamw", "lr": 0.01, "fused": True}])
+def test_the_unwrapped_optimizer_step_is_torchs_step(settings):
+    """unwrapped_step reaches under torch's per-call wrappers (a private layout): it must take exactly the
+    step optimizer.step() takes, keep the scheduler quiet, and give way to registered step hooks."""
+
+    def trained(step_of) -> list[torch.Tensor]:
+        model = build_model({"name": "mlp", "block_size": 3, "emb_dim": 4, "hidden": 8}, 27)
+        optimizer, flat = build_optimizer({**settings, "weight_decay": 0.01}, model)
+        scheduler = build_scheduler({"name": "cosine", "total_steps": 5, "warmup_steps": 2}, optimizer)
+        step = step_of(optimizer)
+        x, y = torch.randint(0, 27, (16, 3), generator=torch.Generator().manual_seed(0)), torch.arange(16) % 27
+        for _ in range(5):
+            flat.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            step()
+            scheduler.step()
+        return [p.detach().clone() for p in model.parameters()]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. "lr_scheduler.step() before optimizer.step()"
+        unwrapped = trained(unwrapped_step)
+    assert all(torch.equal(a, b) for a, b in zip(unwrapped, trained(lambda o: o.step), strict=True))
+
+    optimizer = torch.optim.SGD([torch.zeros(2, requires_grad=True)], lr=0.1)
+    assert unwrapped_step(optimizer).__func__ is not type(optimizer).step  # the unwrapped path is taken
+    calls = []
+    optimizer.register_step_post_hook(lambda *_: calls.append(1))
+    optimizer.param_groups[0]["params"][0].grad = torch.ones(2)
+    unwrapped_step(optimizer)()
+    assert calls == [1]  # with a hook registered, the wrapped step runs it

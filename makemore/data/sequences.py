@@ -66,6 +66,4 @@ def build_sequences(items: list[str], vocab: Vocabulary, block_size: int) -> Seq
     k = np.arange(per_item.sum(), dtype=np.int64) - first  # window number within its item
     starts = np.repeat(item_starts, per_item) + k * block_size
     window_lengths = np.minimum(block_size, np.repeat(lengths, per_item) - k * block_size)
-    return SequenceSet(
-        torch.from_numpy(stream), torch.from_numpy(starts), torch.from_numpy(window_lengths), block_size
-    )
+    return SequenceSet(torch.from_numpy(stream), torch.from_numpy(starts), torch.from_numpy(window_lengths), block_size)

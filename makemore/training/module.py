@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from makemore.data.vocab import Vocabulary
 from makemore.errors import TrainingDiverged
 from makemore.models import build_model
-from makemore.training.optim import FlatParameters, build_optimizer, build_scheduler
+from makemore.training.optim import FlatParameters, build_optimizer, build_scheduler, unwrapped_step
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -88,6 +88,7 @@ class LanguageModel(L.LightningModule):
         xs, ys = batch  # (K, B, T), (K, B) or (K, B, T): K minibatches, one optimizer step each
         # The bare torch optimizer: Lightning's per-step hooks cost more than a step of these models.
         optimizer = self.optimizers().optimizer
+        optimizer_step = unwrapped_step(optimizer)
         scheduler = self.lr_schedulers()
         model, loss_sum, clip = self.model, self._loss_sum, self.grad_clip  # locals: module attributes are slow
         params = self._flat  # all parameters and gradients, one flat tensor per weight-decay group
@@ -101,7 +102,7 @@ class LanguageModel(L.LightningModule):
                 self._average_gradients(flats)
             if clip:
                 torch.nn.utils.clip_grad_norm_(flats, clip)
-            optimizer.step()
+            optimizer_step()
             if scheduler is not None:
                 scheduler.step()
             loss_sum += loss.detach()
