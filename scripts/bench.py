@@ -8,8 +8,8 @@ Prints a table and writes JSON (default outputs/bench/bench.json). Parts:
   train     per-step time of (a) the seed's bare loop on one thread and (b) scripts/train.py's path at its
             default settings, same config, interleaved a, b, a, b, ... and the median of each; their val losses
   family    per model, our per-step time with makemore.py's defaults (experiment=makemore_<model>) against
-            makemore.py's own printed step time, run as a subprocess in the same run, interleaved; the peer
-            column is skipped when its file is absent
+            makemore.py's own printed step time, run as a subprocess in the same run, interleaved; both the
+            median per step after the first 100 steps; the peer column is skipped when its file is absent
   data      building the context sets of 100x names.txt at block_size 8 (time, peak RSS of a fresh
             process), the seed's Python loop on 10x for comparison, and the training speed on 100x
   sample    names/s of the seed's one-at-a-time sampling loop vs makemore's batched generator
@@ -17,6 +17,7 @@ Prints a table and writes JSON (default outputs/bench/bench.json). Parts:
 """
 
 import argparse
+import itertools
 import json
 import random
 import re
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -100,6 +102,7 @@ def bench_train(names: Path, steps: int, repeats: int, splits) -> dict:
         f"trainer.max_steps={steps}",
         f"val_every={steps}",
         "callbacks.progress_bar.refresh_rate=10000",
+        "print_config=false",
     ]
     bare, ours = [], []
     for r in range(repeats):
@@ -191,6 +194,7 @@ def bench_data(names: Path, steps: int, tmp: Path) -> dict:
         f"trainer.max_steps={steps}",
         f"val_every={steps}",
         "callbacks.progress_bar.refresh_rate=10000",
+        "print_config=false",
     ]
     on_big = project_run([f"data.path={big}", *common])
     on_names = project_run([f"data.path={names}", *common])
@@ -280,17 +284,23 @@ PEER_TYPES = {"bigram", "mlp", "rnn", "gru", "bow", "transformer"}  # the famili
 PEER_STEP = re.compile(r"^step (\d+) \| loss [\d.]+ \| step time ([\d.]+)ms")
 
 
-def ours_per_step(names: Path, model: str, steps: int) -> float:
+def ours_per_step(names: Path, model: str, steps: int, skip: int = 100) -> float:
     """Seconds per optimizer step of scripts/train.py (its own process, its default settings) at makemore.py's
-    defaults; the training loop's own time (metrics.json steps_per_s), validation and set-up excluded."""
+    defaults, measured as the peer's is: the median over steps after the first `skip`, here of the 100-step
+    intervals between train-loss logs (their TensorBoard wall times), so warm-up counts on neither side."""
     preset = f"experiment=makemore_{model}" if model in PEER_TYPES else f"model={model}"
     with tempfile.TemporaryDirectory() as run_dir:
-        args = [f"data.path={names}", preset, f"trainer.max_steps={steps}", f"val_every={steps}"]
+        args = [f"data.path={names}", preset, f"trainer.max_steps={steps}", f"val_every={steps}", "log_every=100"]
         args.append(f"hydra.run.dir={run_dir}")
         if model not in PEER_TYPES:
             args.append("batch_size=32")  # no makemore.py preset: its batch size, the model's own defaults
         subprocess.run([sys.executable, str(REPO / "scripts" / "train.py"), *args], check=True, capture_output=True)
-        return 1 / json.loads((Path(run_dir) / "metrics.json").read_text())["steps_per_s"]
+        (events_dir,) = {path.parent for path in Path(run_dir, "tensorboard").rglob("events.out.tfevents.*")}
+        events = EventAccumulator(str(events_dir))
+        events.Reload()
+        logs = [(e.step, e.wall_time) for e in events.Scalars("loss/train")]
+    intervals = [(t1 - t0) / (s1 - s0) for (s0, t0), (s1, t1) in itertools.pairwise(logs) if s0 >= skip]
+    return statistics.median(intervals)
 
 
 def peer_per_step(peer: Path, names: Path, model: str, steps: int, skip: int = 100) -> float:
