@@ -40,3 +40,10 @@ def quiet_third_party_output() -> None:
         category=FutureWarning,
         module=r"lightning\.pytorch\.utilities\._pytree",
     )
+    # torch 2.5's SequentialLR (a warmup before the schedule) passes the deprecated epoch argument itself.
+    warnings.filterwarnings(
+        "ignore",
+        message=r"The epoch parameter in `scheduler\.step\(\)` was not necessary",
+        category=UserWarning,
+        module=r"torch\.optim\.lr_scheduler",
+    )
