@@ -47,6 +47,7 @@ def find_lr(cfg: DictConfig) -> float | None:
     # One optimizer step per Lightning call: the finder raises the lr and reads the loss once per call.
     datamodule = prepare_datamodule(cfg, steps_per_call=1)
     module = build_module(cfg, datamodule)
+    module.stop_on_divergence = False  # the sweep runs into divergence; the Tuner stops at early_stop_threshold
     trainer: L.Trainer = instantiate(
         cfg.trainer,
         logger=False,

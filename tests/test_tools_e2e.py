@@ -1,11 +1,15 @@
 """sample.py, eval.py, lr_find.py, the pictures and debug=overfit, run as a user runs them."""
 
 import json
+import math
 
 import pytest
+from hydra import compose, initialize_config_dir
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from .conftest import run_script, tensorboard_dir
+from makemore.config import register_resolvers
+
+from .conftest import REPO, run_script, tensorboard_dir
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -98,3 +102,25 @@ def test_overfit_one_batch_reaches_the_seeds_loss(names_path, tmp_path):
     assert metrics["split_sizes"] == {"train": 32, "val": 32, "test": 32}
     assert metrics["num_params"] == 3481
     assert metrics["train_loss"] < 0.3  # the notebook: 0.2561 after 1000 steps
+
+
+def test_lr_find_sweeps_into_divergence_without_stopping(names_path, tmp_path):
+    """The sweep is meant to end where the loss blows up: training's divergence stop stays out of it."""
+    from makemore.lr_find import find_lr
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                f"data.path={names_path}",
+                "lr_find.num_training=60",
+                "lr_find.max_lr=100",
+                "log_every=10",
+                "lr_find.skip_begin=5",
+                f"run_dir={tmp_path}",
+            ],
+        )
+    find_lr(cfg)
+    found = json.loads((tmp_path / "lr_find.json").read_text())
+    assert len(found["loss"]) == 60 and max(found["loss"][-10:]) > 20 * math.log(27)  # it did diverge

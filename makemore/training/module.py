@@ -60,6 +60,7 @@ class LanguageModel(L.LightningModule):
         # A mean loss this far above the uniform model's ln(V) (3.3 nats for names.txt) is divergence,
         # not learning: the seed's N(0,1) init starts near 8 x ln(V).
         self.divergence_loss = divergence_factor * math.log(self.vocab.size)
+        self.stop_on_divergence = True  # off for the lr finder, whose sweep is meant to end in divergence
         self.automatic_optimization = False
         self.register_buffer("_loss_sum", torch.zeros(()), persistent=False)
         self._loss_count = 0
@@ -133,7 +134,7 @@ class LanguageModel(L.LightningModule):
         loop, and where a diverged run (non-finite loss, or above divergence_factor x ln V) stops within
         log_every steps, before anything is saved as a result."""
         mean = self.trainer.strategy.reduce(self._loss_sum / self._loss_count, reduce_op="mean").item()
-        if not math.isfinite(mean) or mean > self.divergence_loss:
+        if self.stop_on_divergence and (not math.isfinite(mean) or mean > self.divergence_loss):
             raise TrainingDiverged(
                 f"training diverged: mean loss {mean} over steps {step - self._loss_count + 1}-{step} at lr {lr:g}; "
                 "lower optimizer.lr and rerun (checkpoints/last.ckpt, if any, holds the last validated weights)"
