@@ -3,11 +3,17 @@ message and module, never all warnings or all of a library's log."""
 
 import logging
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 _NOISE = (
     "💡 Tip:",  # Lightning's advertisements for its cloud products
     "`Trainer(val_check_interval=1)` was configured",  # a short run validating at its only call, as asked
+    "Experiment with name",  # MLflow: the first run of an experiment creates it, as it should
 )
+
+
+_MLFLOW_LOGGER = "lightning.pytorch.loggers.mlflow"
 
 
 def _not_noise(record: logging.LogRecord) -> bool:
@@ -22,7 +28,7 @@ def quiet_third_party_output() -> None:
     for handler in list(lightning_logger.handlers):
         if type(handler) is logging.StreamHandler:
             lightning_logger.removeHandler(handler)
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero", _MLFLOW_LOGGER):
         logger = logging.getLogger(name)
         if _not_noise not in logger.filters:
             logger.addFilter(_not_noise)
@@ -47,3 +53,20 @@ def quiet_third_party_output() -> None:
         category=UserWarning,
         module=r"torch\.optim\.lr_scheduler",
     )
+
+
+@contextmanager
+def logging_kept() -> Iterator[None]:
+    """Around building the loggers: MLflow creates a new tracking database through alembic, whose
+    logging.config.fileConfig replaces the root logger's handlers (Hydra's console and train.log) and sets its
+    level to WARNING, which silences the rest of the run's own log. Keep its migration chatter out, then put
+    the root logger back as it was (a closed FileHandler reopens, appending, on its next record)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    logging.disable(logging.INFO)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
+        root.handlers[:] = handlers
+        root.setLevel(level)

@@ -41,7 +41,18 @@ def tracked(names_path, tmp_path_factory) -> dict:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = (root / "my_try").iterdir()
-    return {"run_dir": run_dir, "uri": uri, "stdout": result.stdout}
+    return {"run_dir": run_dir, "uri": uri, "stdout": result.stdout, "stderr": result.stderr}
+
+
+def test_a_new_mlflow_database_leaves_the_runs_own_output_alone(tracked):
+    """MLflow creates its database through alembic, which reconfigures Python's logging: the run's summary
+    still reaches the console and train.log, and the database's migration log does not."""
+    output = tracked["stdout"] + tracked["stderr"]
+    assert not [noise for noise in ("alembic", "MLflow database", "Experiment with name") if noise in output], output
+    assert "done: mlp with 11,897 parameters, 2,000 steps" in tracked["stdout"]
+    assert "(metrics.json, samples.txt, checkpoints/, tensorboard/, csv/)" in tracked["stdout"]  # what is there
+    log = (tracked["run_dir"] / "train.log").read_text()
+    assert "done: mlp with 11,897 parameters, 2,000 steps" in log and "alembic" not in log
 
 
 def test_a_named_run_gets_its_dir_and_its_name_in_every_logger(tracked):

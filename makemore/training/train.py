@@ -18,7 +18,7 @@ from makemore.data.datamodule import CharDataModule
 from makemore.evaluation import mean_nll
 from makemore.io import atomic_write_json, atomic_write_text
 from makemore.models import model_class
-from makemore.quiet import quiet_third_party_output
+from makemore.quiet import logging_kept, quiet_third_party_output
 from makemore.sampling import generate
 from makemore.training.callbacks import TrainingClock
 from makemore.training.checkpoint import CheckpointWriter, check_resumable, load_checkpoint, read_checkpoint
@@ -118,9 +118,10 @@ def build_loggers(cfg: DictConfig, purge_step: int | None) -> list[Logger]:
     TensorBoard writer drops what the interrupted run logged after its checkpoint (`purge_step`), so the
     curve goes on as one line instead of two overlapping ones."""
     loggers = []
-    for logger_cfg in (cfg.get("logger") or {}).values():
-        resumed = {"purge_step": purge_step} if logger_cfg._target_.endswith("TensorBoardLogger") else {}
-        loggers.append(instantiate(logger_cfg, **resumed))
+    with logging_kept():  # a new MLflow database would take over the process's logging
+        for logger_cfg in (cfg.get("logger") or {}).values():
+            resumed = {"purge_step": purge_step} if logger_cfg._target_.endswith("TensorBoardLogger") else {}
+            loggers.append(instantiate(logger_cfg, **resumed))
     return loggers
 
 
@@ -199,6 +200,12 @@ def summary(metrics: dict[str, Any], run_dir: Path, samples: list[str]) -> str:
             f"loss (nats/char, best.ckpt from step {metrics['best_step']:,}): train {metrics['train_loss']:.4f}  "
             f"val {metrics['val_loss']:.4f}  test {metrics['test_loss']:.4f}",
             f"samples: {', '.join(samples[:10])}",
-            f"run dir: {run_dir} (metrics.json, samples.txt, checkpoints/, tensorboard/)",
+            f"run dir: {run_dir} ({', '.join(_run_dir_contents(run_dir))})",
         ]
     )
+
+
+def _run_dir_contents(run_dir: Path) -> list[str]:
+    """What a person looks at in the run dir, of what this run wrote (the loggers' folders depend on logger=)."""
+    parts = ["metrics.json", "samples.txt", "checkpoints/", "tensorboard/", "csv/", "wandb/"]
+    return [part for part in parts if (run_dir / part.rstrip("/")).exists()]
