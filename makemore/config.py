@@ -113,6 +113,32 @@ def check_sample_options(cfg: DictConfig) -> None:
         raise ConfigError(f"mark_new must be true or false, got {cfg.mark_new!r}")
 
 
+def check_lr_find_options(cfg: DictConfig) -> None:
+    """scripts/lr_find.py's options (lr_find.*), each with its allowed range, before data is read."""
+    settings = cfg.lr_find
+    low, high = settings.min_lr, settings.max_lr
+    for key, value in (("min_lr", low), ("max_lr", high)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+            raise ConfigError(f"lr_find.{key} must be a positive number, got {value!r}")
+    if not low < high:
+        raise ConfigError(f"lr_find.min_lr={low} must be below lr_find.max_lr={high}")
+    _positive_int(settings.num_training, "lr_find.num_training")
+    n, skip = settings.num_training, settings.skip_begin
+    if n < 10:
+        raise ConfigError(f"lr_find.num_training must be at least 10 sweep steps, got {n}")
+    if isinstance(skip, bool) or not isinstance(skip, int) or not 0 <= skip <= n - 3:
+        raise ConfigError(
+            f"lr_find.skip_begin must be a whole number from 0 to num_training - 3 = {n - 3} (the suggestion needs "
+            f"points after it), got {skip!r}"
+        )
+    threshold = settings.early_stop_threshold
+    number = isinstance(threshold, int | float) and not isinstance(threshold, bool)
+    if threshold is not None and not (number and threshold > 1):
+        raise ConfigError(f"lr_find.early_stop_threshold must be a number > 1, or null, got {threshold!r}")
+    if not isinstance(settings.apply, bool):
+        raise ConfigError(f"lr_find.apply must be true or false, got {settings.apply!r}")
+
+
 def check_eval_options(cfg: DictConfig) -> None:
     """scripts/eval.py's options, each with its allowed range, before any checkpoint is read."""
     _required_checkpoint(cfg)

@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.tuner import Tuner
 from omegaconf import DictConfig
 
-from makemore.config import validate_config
+from makemore.config import check_lr_find_options, validate_config
 from makemore.io import atomic_write_json
 from makemore.plots import lr_sweep_figure, save_figure
 from makemore.quiet import quiet_third_party_output
@@ -40,6 +40,7 @@ def find_lr(cfg: DictConfig) -> float | None:
     """Sweep, then write lr_find.png and lr_find.json into cfg.run_dir (and the figure to TensorBoard);
     returns the suggested lr, None if the loss never falls."""
     validate_config(cfg)
+    check_lr_find_options(cfg)
     quiet_third_party_output()
     run_dir = Path(cfg.run_dir)
     settings = cfg.lr_find
@@ -75,5 +76,8 @@ def find_lr(cfg: DictConfig) -> float | None:
         instantiate(tensorboard).experiment.add_figure("lr_find", fig, 0, close=False)
     save_figure(fig, run_dir / "lr_find.png")
     atomic_write_json(run_dir / "lr_find.json", {"suggested_lr": suggestion, "lr": lrs, "loss": losses})
-    log.info("suggested lr: %s", suggestion)
+    if suggestion is None:
+        log.info("no lr suggested: the loss never fell over the sweep (see %s)", run_dir / "lr_find.png")
+    else:
+        log.info("suggested lr: %.4g", suggestion)
     return suggestion

@@ -10,10 +10,18 @@ _NOISE = (
     "💡 Tip:",  # Lightning's advertisements for its cloud products
     "`Trainer(val_check_interval=1)` was configured",  # a short run validating at its only call, as asked
     "Experiment with name",  # MLflow: the first run of an experiment creates it, as it should
+    "Restoring states from the checkpoint path at",  # a resume (train.py says "continuing from") or lr_find's own
+    "Restored all states from the checkpoint",  # temporary checkpoint, which it writes, reads back and deletes
+    "`weights_only` was not set",  # that read-back (the run's own file); every checkpoint a user gives is weights-only
 )
 
 
-_MLFLOW_LOGGER = "lightning.pytorch.loggers.mlflow"
+_NOISY_LOGGERS = (
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.fabric.utilities.rank_zero",
+    "lightning.pytorch.loggers.mlflow",
+    "lightning.pytorch.trainer.connectors.checkpoint_connector",
+)
 
 
 def _not_noise(record: logging.LogRecord) -> bool:
@@ -28,7 +36,7 @@ def quiet_third_party_output() -> None:
     for handler in list(lightning_logger.handlers):
         if type(handler) is logging.StreamHandler:
             lightning_logger.removeHandler(handler)
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero", _MLFLOW_LOGGER):
+    for name in _NOISY_LOGGERS:
         logger = logging.getLogger(name)
         if _not_noise not in logger.filters:
             logger.addFilter(_not_noise)

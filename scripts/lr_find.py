@@ -1,6 +1,6 @@
 """Find the learning rate as the seed does: python scripts/lr_find.py [lr_find.apply=true] [any train.py override]
 
-Writes lr_find.png (loss against log10(lr)) and lr_find.json into the run dir, prints the suggested lr,
+Writes lr_find.png (loss against log10(lr)) and lr_find.json into the run dir, reports the suggested lr,
 and with lr_find.apply=true goes on to train with it in the same run dir.
 """
 
@@ -21,7 +21,6 @@ def main(cfg: DictConfig) -> float | None:
     from makemore.training.train import train
 
     suggestion = find_lr(cfg)
-    print(f"suggested lr: {suggestion:.4g}" if suggestion is not None else "no lr suggested (the loss never fell)")
     if cfg.lr_find.apply and suggestion is not None:
         cfg.optimizer.lr = suggestion
         return train(cfg)

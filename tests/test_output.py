@@ -2,6 +2,7 @@
 failing job, sample/eval options checked at the door, and the run as TensorBoard shows it."""
 
 import json
+import re
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -11,7 +12,13 @@ from hydra import compose, initialize_config_dir
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 from tensorboard.plugins.custom_scalar import layout_pb2
 
-from makemore.config import check_eval_options, check_sample_options, register_resolvers, run_label
+from makemore.config import (
+    check_eval_options,
+    check_lr_find_options,
+    check_sample_options,
+    register_resolvers,
+    run_label,
+)
 from makemore.errors import ConfigError
 
 from .conftest import REPO, run_script, summary_rows, tensorboard_dir
@@ -108,6 +115,34 @@ def test_every_sample_option_is_checked_with_its_range(override, message):
 def test_every_eval_option_is_checked_with_its_range(override, message):
     with pytest.raises(ConfigError, match=message):
         check_eval_options(compose_tool("eval", "ckpt=some/run", override))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("lr_find.min_lr=0", "lr_find.min_lr must be a positive number, got 0"),
+        ("lr_find.max_lr=abc", "lr_find.max_lr must be a positive number, got 'abc'"),
+        ("lr_find.min_lr=2", "lr_find.min_lr=2 must be below lr_find.max_lr=1.0"),
+        ("lr_find.num_training=0", "lr_find.num_training must be a positive integer, got 0"),
+        ("lr_find.num_training=5", "lr_find.num_training must be at least 10 sweep steps, got 5"),
+        ("lr_find.skip_begin=-1", "lr_find.skip_begin must be a whole number from 0 to num_training - 3 = 997"),
+        ("lr_find.skip_begin=998", "lr_find.skip_begin must be a whole number from 0 to num_training - 3 = 997"),
+        ("lr_find.early_stop_threshold=1", "lr_find.early_stop_threshold must be a number > 1, or null, got 1"),
+        ("lr_find.apply=maybe", "lr_find.apply must be true or false"),
+    ],
+)
+def test_every_lr_find_option_is_checked_with_its_range(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check_lr_find_options(compose_tool("train", override))
+
+
+def test_the_lr_finders_skip_follows_its_length():
+    """A shorter sweep skips the same share of its start (the default skip of 100 would leave a 100-step sweep
+    nothing to suggest from)."""
+    assert compose_tool("train").lr_find.skip_begin == 100
+    settings = compose_tool("train", "lr_find.num_training=100").lr_find
+    assert settings.skip_begin == 10
+    check_lr_find_options(compose_tool("train", "lr_find.num_training=100"))
 
 
 def test_sample_and_eval_refuse_bad_options_in_one_line(short_run):
