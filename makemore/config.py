@@ -244,6 +244,8 @@ class CheckConfigFirst(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
             validate_config(config)
+            if config.hydra.job.name == "lr_find":  # scripts/lr_find.py: its own options too
+                check_lr_find_options(config)
             _make_output_dir(config.hydra.run.dir)
         except ConfigError as e:
             exit_with(e)

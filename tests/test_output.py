@@ -136,6 +136,16 @@ def test_every_lr_find_option_is_checked_with_its_range(override, message):
         check_lr_find_options(compose_tool("train", override))
 
 
+def test_lr_find_refuses_a_bad_option_in_one_line_before_its_run_dir_exists(tmp_path):
+    result = run_script("lr_find.py", "lr_find.skip_begin=999", f"hydra.run.dir={tmp_path / 'lr'}")
+    assert result.returncode == 2 and result.stdout == "", result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "makemore: error: lr_find.skip_begin must be a whole number from 0 to num_training - 3 = 997 "
+        "(the suggestion needs points after it), got 999"
+    ]
+    assert not (tmp_path / "lr").exists()
+
+
 def test_the_lr_finders_skip_follows_its_length():
     """A shorter sweep skips the same share of its start (the default skip of 100 would leave a 100-step sweep
     nothing to suggest from)."""
