@@ -56,7 +56,9 @@ def _positive_int(value: object, key: str) -> None:
 
 def validate_config(cfg: DictConfig) -> None:
     """Refuse out-of-range values with the key's name and allowed range, before data is read."""
-    from makemore.models import check_model_config
+    import torch
+
+    from makemore.models import build_model
     from makemore.training.optim import check_optimizer_config, check_scheduler_config
 
     sizes = ("block_size", "emb_dim", "hidden", "batch_size", "val_every", "log_every", "steps_per_call", "ckpt_every")
@@ -64,8 +66,10 @@ def validate_config(cfg: DictConfig) -> None:
         _positive_int(OmegaConf.select(cfg, key), key)
     for key in ("data.block_size", "data.batch_size", "trainer.max_steps"):
         _positive_int(OmegaConf.select(cfg, key), key)
+    _check_run_knobs(cfg)
     model = OmegaConf.to_container(cfg.model, resolve=True)
-    check_model_config(model)
+    with torch.random.fork_rng(devices=[]):  # its knobs, then its constructor's own rules (heads divide emb_dim ...)
+        build_model(model, vocab_size=2)
     if model.get("block_size", cfg.data.block_size) != cfg.data.block_size:
         raise ConfigError(
             f"model.block_size={model['block_size']} differs from data.block_size={cfg.data.block_size}; "
@@ -86,6 +90,28 @@ def validate_config(cfg: DictConfig) -> None:
     if len(split) != 3 or any(f <= 0 for f in split) or not math.isclose(sum(split), 1.0):
         raise ConfigError(f"data.split must be three positive fractions (train, val, test) summing to 1, got {split}")
     _check_checkpoint_paths(cfg)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_run_knobs(cfg: DictConfig) -> None:
+    """The top-level knobs of train.yaml that are not sizes: each with its allowed range."""
+    _positive_int(cfg.sample.num_samples, "sample.num_samples")
+    _positive_int(cfg.sample.max_len, "sample.max_len")
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
+        raise ConfigError(f"seed must be an integer, got {cfg.seed!r}")
+    if not (_number(cfg.decay_at) and 0 < cfg.decay_at <= 1):
+        raise ConfigError(f"decay_at must be a fraction of the run in (0, 1], got {cfg.decay_at!r}")
+    if not (_number(cfg.divergence_factor) and cfg.divergence_factor > 1):
+        raise ConfigError(f"divergence_factor must be a number > 1 (x ln V), got {cfg.divergence_factor!r}")
+    if cfg.threads is not None:
+        _positive_int(cfg.threads, "threads")
+    if not (_number(cfg.one_thread_below) and cfg.one_thread_below >= 0):
+        raise ConfigError(f"one_thread_below must be a number >= 0, got {cfg.one_thread_below!r}")
+    if cfg.matmul_precision not in ("highest", "high", "medium"):
+        raise ConfigError(f"matmul_precision must be highest, high or medium, got {cfg.matmul_precision!r}")
 
 
 def _required_checkpoint(cfg: DictConfig) -> None:

@@ -61,11 +61,23 @@ def test_seed_presets():
         ("optimizer.name=adam", "optimizer.name='adam' is not an optimizer here"),
         ("scheduler.name=linear", "scheduler.name='linear' is not a schedule here"),
         ("data.split=[0.5,0.2,0.2]", "summing to 1"),
+        ("threads=0", "threads must be a positive integer, got 0"),  # 0 was taken as "automatic"
+        ("threads=-1", "threads must be a positive integer, got -1"),  # was a traceback
+        ("sample.num_samples=-1", "sample.num_samples must be a positive integer"),  # a traceback after training
+        ("sample.max_len=0", "sample.max_len must be a positive integer"),
+        ("seed=abc", "seed must be an integer"),
+        ("decay_at=1.5", r"decay_at must be a fraction of the run in \(0, 1\]"),  # was: never decays
+        ("divergence_factor=0", "divergence_factor must be a number > 1"),
+        ("one_thread_below=-1", "one_thread_below must be a number >= 0"),
+        ("matmul_precision=low", "matmul_precision must be highest, high or medium"),
+        # the model's own constructor rules, at the door instead of after the run dir and data
+        ("model=transformer model.n_head=5", "transformer needs emb_dim divisible by n_head"),
+        ("model=wavenet block_size=6", "wavenet needs block_size to be a power of 2"),
     ],
 )
 def test_out_of_range_values_are_refused(override, message):
     with pytest.raises(ConfigError, match=message):
-        validate_config(make_cfg(override))
+        validate_config(make_cfg(*override.split()))
 
 
 @pytest.mark.parametrize(
