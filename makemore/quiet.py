@@ -9,6 +9,9 @@ from contextlib import contextmanager
 _NOISE = (
     "💡 Tip:",  # Lightning's advertisements for its cloud products
     "`Trainer(val_check_interval=1)` was configured",  # a short run validating at its only call, as asked
+    "Seed set to",  # seed_everything: the seed is in the printed config
+    "TPU available: False",  # no TPU: nothing to act on (the GPU line stays: it says whether a GPU is used)
+    "`Trainer.fit` stopped: `max_steps=",  # the end of every run, which the run's summary says ("done: ...")
     "Experiment with name",  # MLflow: the first run of an experiment creates it, as it should
     "Restoring states from the checkpoint path at",  # a resume (train.py says "continuing from") or lr_find's own
     "Restored all states from the checkpoint",  # temporary checkpoint, which it writes, reads back and deletes
@@ -20,6 +23,7 @@ _NOISY_LOGGERS = (
     "lightning.pytorch.utilities.rank_zero",
     "lightning.fabric.utilities.rank_zero",
     "lightning.pytorch.loggers.mlflow",
+    "lightning.fabric.utilities.seed",
     "lightning.pytorch.trainer.connectors.checkpoint_connector",
 )
 
