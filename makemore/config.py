@@ -144,7 +144,7 @@ def check_lr_find_options(cfg: DictConfig) -> None:
     settings = cfg.lr_find
     low, high = settings.min_lr, settings.max_lr
     for key, value in (("min_lr", low), ("max_lr", high)):
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        if not (_number(value) and value > 0):
             raise ConfigError(f"lr_find.{key} must be a positive number, got {value!r}")
     if not low < high:
         raise ConfigError(f"lr_find.min_lr={low} must be below lr_find.max_lr={high}")
@@ -158,8 +158,7 @@ def check_lr_find_options(cfg: DictConfig) -> None:
             f"points after it), got {skip!r}"
         )
     threshold = settings.early_stop_threshold
-    number = isinstance(threshold, int | float) and not isinstance(threshold, bool)
-    if threshold is not None and not (number and threshold > 1):
+    if threshold is not None and not (_number(threshold) and threshold > 1):
         raise ConfigError(f"lr_find.early_stop_threshold must be a number > 1, or null, got {threshold!r}")
     if not isinstance(settings.apply, bool):
         raise ConfigError(f"lr_find.apply must be true or false, got {settings.apply!r}")
