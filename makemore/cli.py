@@ -83,10 +83,28 @@ def run(main: Callable[[], Any]) -> None:
     """Call a @hydra.main entry point; Hydra's own errors (an unknown key, an override it cannot parse, a
     missing config option) become one line and exit status 2 instead of Hydra's report."""
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra then raises its errors instead of printing them itself
+    sys.argv = hydra_habits(sys.argv)
     try:
         main()
     except (HydraException, OmegaConfBaseException) as e:
         exit_with(ConfigError(describe_config_error(e)))
+
+
+CONFIG_GROUPS = sorted(p.name for p in (Path(__file__).resolve().parents[1] / "conf").iterdir() if p.is_dir())
+
+
+def hydra_habits(argv: list[str]) -> list[str]:
+    """`GROUP=null` drops a config group, as `~GROUP` does (Hydra itself only takes the second), and
+    `+GROUP=option` for a group already in the defaults list says to drop the +."""
+    out = [argv[0]]
+    for arg in argv[1:]:
+        key, _, value = arg.partition("=")
+        if key in CONFIG_GROUPS and value == "null":
+            arg = f"~{key}"
+        elif key.startswith("+") and key[1:] in CONFIG_GROUPS and not key.startswith("++"):
+            exit_with(ConfigError(f"{key[1:]} is a config group already in the defaults list: use {arg[1:]} (no +)"))
+        out.append(arg)
+    return out
 
 
 def expand_resume(argv: list[str]) -> list[str]:

@@ -2,28 +2,19 @@
 
 import json
 import math
+import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from hydra.utils import to_absolute_path
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from makemore.cli import exit_with
 from makemore.errors import ConfigError
-
-
-def steps_per_call(most: int, *intervals: int) -> int:
-    """Optimizer steps per Lightning call: the largest number up to `most` that divides every interval at
-    which something happens (validation, logging, checkpoints), so each happens at its exact step."""
-    common = math.gcd(*(int(i) for i in intervals))
-    return max(d for d in range(1, max(1, min(int(most), common)) + 1) if common % d == 0)
-
-
-def val_check_calls(val_every: int, max_steps: int, call_steps: int) -> int:
-    """Lightning's val_check_interval, in calls; a run shorter than val_every validates at its end only."""
-    return max(1, min(int(val_every) // int(call_steps), math.ceil(int(max_steps) / int(call_steps))))
 
 
 def run_dir_of(name: str | None, date: str, time: str) -> str:
@@ -32,17 +23,15 @@ def run_dir_of(name: str | None, date: str, time: str) -> str:
 
 
 def register_resolvers() -> None:
-    """Resolvers for derived step counts: `${fraction_of:0.5,${trainer.max_steps}}` -> 100000 (where the
-    step decay comes), `${call_steps:...}` and `${val_check_calls:...}` (see the functions above)."""
+    """Resolvers for derived values: `${fraction_of:0.5,${trainer.max_steps}}` -> 100000 (where the step decay
+    comes), the run's label and dir, tags, and absolute paths."""
     resolvers = {
         "fraction_of": lambda frac, total: int(float(frac) * int(total)),
-        "call_steps": steps_per_call,
-        "val_check_calls": val_check_calls,
         "run_label": lambda *, _root_: run_label(_root_),
         "run_dir_of": run_dir_of,
         "tag_dict": lambda tags: {str(tag): "" for tag in tags or []},
-        "sqlite_uri": lambda path: f"sqlite:///{Path(path).resolve()}",
-        "abspath": lambda path: str(Path(path).resolve()),
+        "sqlite_uri": lambda path: f"sqlite:///{to_absolute_path(path)}",
+        "abspath": to_absolute_path,
     }
     for name, resolver in resolvers.items():
         if not OmegaConf.has_resolver(name):
@@ -60,12 +49,15 @@ def validate_config(cfg: DictConfig) -> None:
 
     from makemore.models import build_model
     from makemore.training.optim import check_optimizer_config, check_scheduler_config
+    from makemore.training.plan import check_trainer_args
 
-    sizes = ("block_size", "emb_dim", "hidden", "batch_size", "val_every", "log_every", "steps_per_call", "ckpt_every")
-    for key in sizes:
+    for key in ("block_size", "emb_dim", "hidden", "batch_size", "val_every", "steps_per_call", "ckpt_every"):
         _positive_int(OmegaConf.select(cfg, key), key)
-    for key in ("data.block_size", "data.batch_size", "trainer.max_steps"):
+    if isinstance(cfg.log_every, bool) or not isinstance(cfg.log_every, int) or cfg.log_every < 0:
+        raise ConfigError(f"log_every must be a whole number of steps >= 0 (0: never log), got {cfg.log_every!r}")
+    for key in ("data.block_size", "data.batch_size"):
         _positive_int(OmegaConf.select(cfg, key), key)
+    check_trainer_args(trainer_settings(cfg))
     _check_run_knobs(cfg)
     model = OmegaConf.to_container(cfg.model, resolve=True)
     with torch.random.fork_rng(devices=[]):  # its knobs, then its constructor's own rules (heads divide emb_dim ...)
@@ -80,16 +72,25 @@ def validate_config(cfg: DictConfig) -> None:
     clip = cfg.get("grad_clip")
     if clip is not None and (isinstance(clip, bool) or not isinstance(clip, int | float) or clip <= 0):
         raise ConfigError(f"grad_clip must be a positive number (the largest gradient norm) or null, got {clip!r}")
-    precision = str(cfg.trainer.get("precision", "32-true"))
-    if precision not in ("32-true", "32", "bf16-mixed"):
-        raise ConfigError(
-            f"trainer.precision={precision} is not supported: use 32-true or bf16-mixed (float16 needs loss "
-            "scaling, which the fast training path does not do)"
-        )
     split = list(cfg.data.split)
     if len(split) != 3 or any(f <= 0 for f in split) or not math.isclose(sum(split), 1.0):
         raise ConfigError(f"data.split must be three positive fractions (train, val, test) summing to 1, got {split}")
     _check_checkpoint_paths(cfg)
+
+
+def trainer_settings(cfg: DictConfig) -> dict[str, Any]:
+    """cfg.trainer as plain values; default_root_dir (the run dir, which Hydra knows only once the run starts)
+    stays unresolved."""
+    trainer = cfg.trainer
+    return {
+        key: OmegaConf.to_container(trainer, resolve=False)[key] if key == "default_root_dir" else _plain(trainer, key)
+        for key in trainer
+    }
+
+
+def _plain(node: DictConfig, key: str) -> Any:
+    value = node[key]
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
 def _number(value: object) -> bool:
@@ -258,8 +259,8 @@ def _check_checkpoint_paths(cfg: DictConfig) -> None:
 def resume_checkpoint(cfg: DictConfig) -> Path | None:
     """The checkpoint a run continues from: ckpt_path, resume's last.ckpt, or None for a fresh run."""
     if cfg.get("resume"):
-        return Path(cfg.resume) / "checkpoints" / "last.ckpt"
-    return Path(cfg.ckpt_path) if cfg.get("ckpt_path") else None
+        return Path(to_absolute_path(cfg.resume)) / "checkpoints" / "last.ckpt"
+    return Path(to_absolute_path(cfg.ckpt_path)) if cfg.get("ckpt_path") else None
 
 
 class CheckConfigFirst(Callback):
@@ -271,6 +272,9 @@ class CheckConfigFirst(Callback):
             validate_config(config)
             if config.hydra.job.name == "lr_find":  # scripts/lr_find.py: its own options too
                 check_lr_find_options(config)
+            if config.trainer.get("fast_dev_run") and not _overridden(config, "hydra.run.dir"):
+                with open_dict(config):  # Lightning's fast_dev_run saves nothing: nor does it leave a run dir here
+                    config.hydra.run.dir = str(Path(tempfile.gettempdir()) / "makemore-fast-dev-run" / time_stamp())
             _make_output_dir(config.hydra.run.dir)
         except ConfigError as e:
             exit_with(e)
@@ -280,6 +284,14 @@ class CheckConfigFirst(Callback):
             _make_output_dir(config.hydra.sweep.dir)
         except ConfigError as e:
             exit_with(e)
+
+
+def _overridden(config: DictConfig, key: str) -> bool:
+    return any(o.lstrip("+").split("=")[0] == key for o in config.hydra.overrides.task)
+
+
+def time_stamp() -> str:
+    return datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
 
 
 def _make_output_dir(path: str) -> None:

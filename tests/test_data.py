@@ -1,8 +1,10 @@
+from types import SimpleNamespace
+
 import pytest
 import torch
 
 from makemore.data.contexts import build_contexts, split_items
-from makemore.data.datamodule import CharDataModule, RandomMinibatches
+from makemore.data.datamodule import CharDataModule, TrainMinibatches
 from makemore.data.text import read_items
 from makemore.data.vocab import Vocabulary
 from makemore.errors import DataError, MakemoreError
@@ -91,41 +93,63 @@ def test_too_few_items_to_split():
         split_items(["a", "b"], [0.8, 0.1, 0.1], seed=42)
 
 
-def test_random_minibatches_are_seeded_and_sized():
+def _at(total: int, in_epoch: int, per_epoch: int) -> SimpleNamespace:
+    """A stand-in for the Lightning trainer whose batch counters the sampler reads."""
+    progress = SimpleNamespace(total=SimpleNamespace(ready=total), current=SimpleNamespace(ready=in_epoch))
+    return SimpleNamespace(
+        fit_loop=SimpleNamespace(epoch_loop=SimpleNamespace(batch_progress=progress)), num_training_batches=per_epoch
+    )
+
+
+def test_minibatches_are_seeded_sized_and_an_epoch_long():
     vocab = Vocabulary.from_items(["emma", "olivia"])
-    contexts = build_contexts(["emma", "olivia"], vocab, 3)
-    batches = list(RandomMinibatches(contexts, batch_size=4, max_steps=7, steps_per_call=3, seed=1))
-    assert [tuple(x.shape) for x, _ in batches] == [(3, 4, 3), (3, 4, 3), (1, 4, 3)]
-    again = list(RandomMinibatches(contexts, batch_size=4, max_steps=7, steps_per_call=3, seed=1))
+    contexts = build_contexts(["emma", "olivia"], vocab, 3)  # 12 examples: an epoch is 3 minibatches of 4
+    loader = TrainMinibatches(contexts, batch_size=4, seed=1)
+    assert len(loader) == 3
+    batches = list(loader)
+    assert [tuple(x.shape) for x, _ in batches] == [(4, 3)] * 3  # one minibatch per training batch
+    chunked = TrainMinibatches(
+        contexts,
+        4,
+        seed=1,
+        trainer=_at(0, 0, 3),
+        steps_per_call=2,
+        next_chunk=lambda trainer, most, total, in_epoch: min(most, 3 - in_epoch),
+    )
+    chunks = list(chunked)
+    assert [tuple(x.shape) for x, _ in chunks] == [(2, 4, 3), (1, 4, 3)]  # the epoch's end ends a chunk
+    assert torch.equal(torch.cat([x for x, _ in chunks]), torch.stack([x for x, _ in batches]))  # same draws
+    again = list(TrainMinibatches(contexts, batch_size=4, seed=1))
     assert all(torch.equal(a[0], b[0]) for a, b in zip(batches, again, strict=True))
 
 
-@pytest.mark.parametrize("fetched_ahead", [0, 1])
-def test_minibatch_sampler_resumes_mid_run_with_the_same_draws(fetched_ahead):
-    """The state saved at step 6 continues the same random stream, whether or not the loader had
-    already drawn step 6's batch (Lightning may fetch ahead) when the checkpoint was written."""
-    contexts = build_contexts(["emma", "olivia", "ava"], Vocabulary.from_items(["emma", "olivia", "ava"]), 3)
-    uninterrupted = [x for x, _ in RandomMinibatches(contexts, batch_size=4, max_steps=15, steps_per_call=3, seed=1)]
+@pytest.mark.parametrize("saved_at", [6, 7])
+def test_minibatch_sampler_resumes_mid_run_with_the_same_draws(saved_at):
+    """The state saved after some minibatches continues the same random stream, from the start of a draw (6)
+    or from inside one (7: the one-step path draws several minibatches at once)."""
+    items = ["emma", "olivia", "ava", "isabella", "sophia"]
+    contexts = build_contexts(items, Vocabulary.from_items(items), 3)
+    per_epoch = len(TrainMinibatches(contexts, 4, seed=1))
+    uninterrupted = [x for x, _ in TrainMinibatches(contexts, 4, seed=1, draw=3)]
 
-    loader = RandomMinibatches(contexts, batch_size=4, max_steps=15, steps_per_call=3, seed=1)
+    loader = TrainMinibatches(contexts, 4, seed=1, draw=3)
     batches = iter(loader)
-    for _ in range(2 + fetched_ahead):  # steps 0-5 trained, maybe 6-8 fetched already
+    for _ in range(saved_at):
         next(batches)
     state = loader.state_dict()
 
-    resumed = RandomMinibatches(contexts, batch_size=4, max_steps=15, steps_per_call=3, seed=999, start_step=6)
+    resumed = TrainMinibatches(contexts, 4, seed=999, trainer=_at(saved_at, saved_at, per_epoch), draw=3)
     resumed.load_state_dict(state)
-    assert len(resumed) == 5  # Lightning counts calls over the whole run
     rest = [x for x, _ in resumed]
-    assert len(rest) == 3
-    assert all(torch.equal(a, b) for a, b in zip(rest, uninterrupted[2:], strict=True))
+    assert len(rest) == per_epoch - saved_at
+    assert all(torch.equal(a, b) for a, b in zip(rest, uninterrupted[saved_at:], strict=True))
 
 
 def test_minibatch_sampler_without_state_for_its_step_says_so():
     contexts = build_contexts(["emma"], Vocabulary.from_items(["emma"]), 3)
-    resumed = RandomMinibatches(contexts, batch_size=4, max_steps=15, steps_per_call=3, seed=1, start_step=7)
-    resumed.load_state_dict({"generator_state_at_step": {6: torch.Generator().get_state()}})
-    with pytest.raises(MakemoreError, match="steps_per_call"):
+    resumed = TrainMinibatches(contexts, batch_size=4, seed=1, trainer=_at(6, 1, 2))
+    resumed.load_state_dict({"generator_state_at_step": {7: torch.Generator().get_state()}})
+    with pytest.raises(MakemoreError, match="batch_size"):
         next(iter(resumed))
 
 
@@ -149,13 +173,12 @@ def test_eval_loader_scores_every_target_of_the_split_once_across_processes(name
 
 
 def test_each_data_parallel_rank_draws_its_own_minibatches(names_path):
-    from types import SimpleNamespace
-
-    dm = CharDataModule(str(names_path), {}, block_size=3, batch_size=32, steps_per_call=1, sampler_seed=5)
+    dm = CharDataModule(str(names_path), {}, block_size=3, batch_size=32, sampler_seed=5)
     dm.setup()
     first = []
     for rank in (0, 1, 0):
-        dm.trainer = SimpleNamespace(max_steps=10, global_step=0, global_rank=rank)
+        dm.trainer = _at(0, 0, 10)
+        dm.trainer.global_rank, dm.trainer.overfit_batches = rank, 0
         first.append(next(iter(dm.train_dataloader()))[0])
     assert not torch.equal(first[0], first[1])
     assert torch.equal(first[0], first[2])

@@ -1,7 +1,7 @@
 """LightningDataModule: the text file -> vocabulary -> seeded split -> context sets -> loaders."""
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,72 +19,98 @@ from makemore.errors import DataError, MakemoreError
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
-class RandomMinibatches:
-    """The seed's `ix = torch.randint(0, N, (batch_size,))`, drawn for `steps_per_call` steps at once.
+class TrainMinibatches:
+    """The training minibatches, in epochs of ceil(N / batch_size): the seed's `ix = torch.randint(0, N,
+    (batch_size,))` (drawn with replacement), or with `fixed=True` the first minibatches of the split in order
+    (Lightning's overfit_batches: the same ones every epoch).
 
-    Each item is (X (K, B, T), Y (K, B) or (K, B, T)): K minibatches gathered with one indexing op, so per-step
-    cost is the model's arithmetic, not per-example collation. Its length is the whole run's
-    Lightning calls; a resumed run starts at `start_step`.
+    One item per minibatch (X (B, T), Y) by default. On the multi-step path (`next_chunk` given) an item is a
+    chunk of k minibatches stacked, X (k, B, T): k comes from `next_chunk(trainer, most, total, in_epoch)`, which
+    ends each call where Lightning or a callback acts. Either way minibatches are drawn up to `draw` at a time
+    with one indexing op, and the random stream is the same (torch draws element by element).
 
-    Resumable through Lightning's stateful-loader protocol (state_dict / load_state_dict): the
-    generator's state before each recent draw is kept by the step that draw starts at, so a checkpoint
-    written at step s holds the state for s whether or not Lightning has already fetched s's batch.
+    Resumable through Lightning's stateful-loader protocol (state_dict / load_state_dict): the generator's
+    state before each recent draw is kept by the run's minibatch number it starts at; a resumed run restores
+    the latest one at or before its step and draws past the minibatches already trained.
     """
 
     def __init__(
-        self, examples: Examples, batch_size: int, max_steps: int, steps_per_call: int, seed: int, start_step: int = 0
+        self,
+        examples: Examples,
+        batch_size: int,
+        seed: int,
+        fixed: bool = False,
+        trainer: Any = None,
+        steps_per_call: int = 1,
+        next_chunk: Callable[..., int] | None = None,
+        draw: int = 100,
     ):
         self.examples = examples
         self.batch_size = batch_size
-        self.max_steps = max_steps
+        self.fixed = fixed
+        self.trainer = trainer
         self.steps_per_call = steps_per_call
-        self.start_step = start_step
+        self.next_chunk = next_chunk
+        self.draw = draw
         self.generator = torch.Generator().manual_seed(seed)
-        self._state_at: dict[int, torch.Tensor] = {}  # first step of a recent draw -> generator state before it
+        self._state_at: dict[int, torch.Tensor] = {}  # run minibatch a draw starts at -> generator state before it
 
     def __len__(self) -> int:
-        return math.ceil(self.max_steps / self.steps_per_call)
+        """Minibatches per epoch (Lightning's training batches)."""
+        return math.ceil(len(self.examples) / self.batch_size)
+
+    def _positions(self) -> tuple[int, int, int]:
+        """(minibatches of the run so far, of this epoch so far, in this epoch), from Lightning's counters."""
+        if self.trainer is None:
+            return 0, 0, len(self)
+        progress = self.trainer.fit_loop.epoch_loop.batch_progress
+        epoch = self.trainer.num_training_batches
+        return progress.total.ready, progress.current.ready, int(epoch)
+
+    def _indices(self, start: int, in_epoch: int, k: int) -> torch.Tensor:
+        """(k, B) example indices of the minibatches `start`, `start` + 1, ... of the run."""
+        if self.fixed:
+            first = (in_epoch + torch.arange(k)).unsqueeze(1) * self.batch_size
+            return (first + torch.arange(self.batch_size)) % len(self.examples)
+        return torch.randint(len(self.examples), (k, self.batch_size), generator=self.generator)
+
+    def _restore(self, total: int) -> None:
+        """Continue the random stream at the run's minibatch `total` (a fresh run: 0, where it is already)."""
+        if not self._state_at or self.fixed:
+            return
+        start = max((s for s in self._state_at if s <= total), default=None)
+        if start is None:
+            raise MakemoreError(
+                f"the checkpoint holds no minibatch sampler state at or before minibatch {total}; "
+                "resume with the batch_size it was trained with"
+            )
+        self.generator.set_state(self._state_at[start])
+        if total > start:  # the minibatches drawn between that state and this step were trained already
+            torch.randint(len(self.examples), (total - start, self.batch_size), generator=self.generator)
+        self._state_at = {total: self.generator.get_state()}
 
     def __iter__(self) -> Iterator[Batch]:
-        if self.start_step in self._state_at:
-            self.generator.set_state(self._state_at[self.start_step])
-        elif 0 < self.start_step < self.max_steps:
-            raise MakemoreError(
-                f"the checkpoint holds no minibatch sampler state for step {self.start_step}; "
-                "resume with the steps_per_call and batch_size it was trained with"
-            )
-        self._state_at = {self.start_step: self.generator.get_state()}
-        for start in range(self.start_step, self.max_steps, self.steps_per_call):
-            k = min(self.steps_per_call, self.max_steps - start)
-            ix = torch.randint(len(self.examples), (k, self.batch_size), generator=self.generator)
-            self._state_at = {s: g for s, g in self._state_at.items() if s >= start - 2 * self.steps_per_call}
-            self._state_at[start + k] = self.generator.get_state()  # before the draw that starts there
-            yield self.examples.minibatches(ix)
+        total, in_epoch, epoch = self._positions()
+        self._restore(total)
+        while in_epoch < epoch:
+            if self.next_chunk is not None:
+                k = self.next_chunk(self.trainer, self.steps_per_call, total, in_epoch)
+            else:
+                k = min(self.draw, epoch - in_epoch)
+            self._state_at = {s: g for s, g in self._state_at.items() if s >= total - 2 * self.draw}
+            self._state_at[total] = self.generator.get_state()
+            x, y = self.examples.minibatches(self._indices(total, in_epoch, k))
+            if self.next_chunk is not None:
+                yield x, y
+            else:
+                yield from zip(x, y, strict=True)
+            total, in_epoch = total + k, in_epoch + k
 
     def state_dict(self) -> dict[str, Any]:
         return {"generator_state_at_step": dict(self._state_at)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._state_at = dict(state["generator_state_at_step"])
-
-
-class RepeatedBatch:
-    """One fixed batch (every example of a few items) for every step: the seed's overfit sanity check."""
-
-    def __init__(self, examples: Examples, max_steps: int, steps_per_call: int, start_step: int = 0):
-        self.batch = examples.tensors()
-        self.max_steps = max_steps
-        self.steps_per_call = steps_per_call
-        self.start_step = start_step
-
-    def __len__(self) -> int:
-        return math.ceil(self.max_steps / self.steps_per_call)
-
-    def __iter__(self) -> Iterator[Batch]:
-        x, y = self.batch
-        for start in range(self.start_step, self.max_steps, self.steps_per_call):
-            k = min(self.steps_per_call, self.max_steps - start)
-            yield x.expand(k, *x.shape), y.expand(k, *y.shape)
 
 
 class Chunks(Dataset):
@@ -122,7 +148,6 @@ class CharDataModule(L.LightningDataModule):
         split: Sequence[float] = (0.8, 0.1, 0.1),
         split_seed: int = 42,
         eval_batch_size: int = 65536,
-        steps_per_call: int = 1,
         sampler_seed: int = 0,
         overfit_items: int | None = None,
         view: str = "context",
@@ -135,7 +160,9 @@ class CharDataModule(L.LightningDataModule):
         self.split = list(split)
         self.split_seed = split_seed
         self.eval_batch_size = eval_batch_size
-        self.steps_per_call = steps_per_call
+        self.steps_per_call = 1  # and next_chunk: set by the training plan for the multi-step path
+        self.next_chunk: Callable[..., int] | None = None
+        self.val_fraction = 1.0  # trainer.limit_val_batches as a fraction: the first part of the split
         self.sampler_seed = sampler_seed
         self.overfit_items = overfit_items
         self.view = view
@@ -182,22 +209,32 @@ class CharDataModule(L.LightningDataModule):
         return {name: examples.num_targets for name, examples in self.examples.items()}
 
     @property
+    def train_batches_per_epoch(self) -> int:
+        """ceil(train examples / batch_size): one epoch of minibatches (1 when overfitting `overfit_items`)."""
+        return 1 if self.overfit_items else math.ceil(len(self.examples["train"]) / self.batch_size)
+
+    @property
     def eval_chunk(self) -> int:
         """Examples per eval chunk: a window holds block_size targets, so fewer of them keep memory bounded."""
         return max(1, self.eval_batch_size // (self.block_size if self.view == "sequence" else 1))
 
-    def train_dataloader(self) -> RandomMinibatches | RepeatedBatch:
-        """Batches already stacked: no DataLoader, whose collation and worker logic would only add cost.
-        A resumed run (global_step restored from the checkpoint) draws from its step on."""
-        max_steps, start = self.trainer.max_steps, self.trainer.global_step
-        if self.overfit_items:
-            return RepeatedBatch(self.examples["train"], max_steps, self.steps_per_call, start)
-        seed = self.sampler_seed + self.trainer.global_rank  # each data-parallel process its own minibatches
-        return RandomMinibatches(self.examples["train"], self.batch_size, max_steps, self.steps_per_call, seed, start)
+    def train_dataloader(self) -> TrainMinibatches:
+        """Minibatches already stacked: no DataLoader, whose collation and worker logic would only add cost.
+        `overfit_items` trains on those items' examples as one batch every step; Lightning's overfit_batches on
+        the split's first minibatches, in order."""
+        trainer = self.trainer
+        train = self.examples["train"]
+        fixed = bool(self.overfit_items) or bool(trainer is not None and trainer.overfit_batches)
+        batch_size = len(train) if self.overfit_items else self.batch_size
+        seed = self.sampler_seed + (trainer.global_rank if trainer is not None else 0)  # each process its own
+        return TrainMinibatches(train, batch_size, seed, fixed, trainer, self.steps_per_call, self.next_chunk)
 
     def val_dataloader(self) -> DataLoader:
         trainer = self.trainer
-        chunks = Chunks(self.examples["val"], self.eval_chunk, trainer.global_rank, trainer.world_size)
+        val = self.examples["val"]
+        if self.val_fraction < 1.0:
+            val = _first_part(val, self.val_fraction)
+        chunks = Chunks(val, self.eval_chunk, trainer.global_rank, trainer.world_size)
         return DataLoader(chunks, batch_size=None)
 
 
@@ -208,3 +245,25 @@ def _stat_fingerprint(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None  # read_text_file says what is wrong with the path
     return stat.st_size, stat.st_mtime_ns
+
+
+class _Subset:
+    """The first `n` examples of a set, with its indexing and target count."""
+
+    def __init__(self, examples: Examples, n: int):
+        self.examples, self.n, self.block_size = examples, n, examples.block_size
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, ix: torch.Tensor) -> Batch:
+        return self.examples[ix]
+
+    @property
+    def num_targets(self) -> int:
+        return int(self[torch.arange(self.n)][1].ne(-100).sum())
+
+
+def _first_part(examples: Examples, fraction: float) -> Any:
+    """The first `fraction` of a split's examples (at least one): Lightning's limit_val_batches as a fraction."""
+    return _Subset(examples, max(1, math.ceil(fraction * len(examples))))

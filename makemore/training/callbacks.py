@@ -13,11 +13,14 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from makemore.errors import TrainingInterrupted
 from makemore.plots import embedding_figure, missing_glyphs_quiet, save_figure
 from makemore.sampling import generate
+from makemore.training.plan import validation_follows
 
 
 class ValidateAtLastStep(L.Callback):
-    """Runs the validation loop at max_steps even when it is not a multiple of val_every, so the final
+    """Runs the validation loop at max_steps even when it is not a multiple of val_check_interval, so the final
     weights are scored and can become best.ckpt (Lightning validates on a stop request)."""
+
+    multi_step_safe = True  # acts at the end of the run, where the multi-step path ends a call
 
     def on_train_batch_end(self, trainer: L.Trainer, *_: Any) -> None:
         if trainer.global_step >= trainer.max_steps:
@@ -29,16 +32,17 @@ class LastCheckpoint(Checkpoint):
     `every_n_steps` optimizer steps, after every validation (so also at the last step), and on Ctrl-C
     or SIGTERM, after which the run stops with a message saying how to resume.
 
-    Writes happen only between Lightning calls, where the saved state is whole; when a validation is
-    due in the same call, the write waits for its end, so a resumed run neither repeats nor skips it.
+    Writes happen only between Lightning calls, where the saved state is whole; when Lightning runs a
+    validation right after the call, the write waits for its end, so a resumed run neither repeats nor skips it.
     A first Ctrl-C finishes the current call; a second one interrupts at once. Under DDP the processes
     agree at every call whether any of them was signalled, so all of them save (rank zero writes) and stop.
     """
 
-    def __init__(self, dirpath: str, every_n_steps: int, val_every: int):
+    multi_step_safe = True  # the multi-step path ends a call at every `step_interval`
+
+    def __init__(self, dirpath: str, every_n_steps: int):
         self.path = Path(dirpath) / "last.ckpt"
         self.every_n_steps = every_n_steps
-        self.val_every = val_every
         self._stop_signal: int | None = None
         self._previous_handlers: dict[int, Any] = {}
 
@@ -57,17 +61,20 @@ class LastCheckpoint(Checkpoint):
             signal.signal(signum, handler)
         self._previous_handlers = {}
 
+    @property
+    def step_interval(self) -> int:
+        return self.every_n_steps
+
     def on_train_batch_end(self, trainer: L.Trainer, *_: Any) -> None:
-        step = trainer.global_step
-        if step % self.val_every == 0 or step >= trainer.max_steps:
-            return  # a validation follows in this call: on_validation_end saves
+        if trainer.fast_dev_run or validation_follows(trainer):
+            return  # nothing is saved in a fast dev run; after a validation on_validation_end saves
         if self._agree_on_stop(trainer):
             self._save_and_stop(trainer)
-        elif step % self.every_n_steps == 0:
+        elif trainer.global_step % self.every_n_steps == 0:
             trainer.save_checkpoint(self.path, weights_only=False)
 
     def on_validation_end(self, trainer: L.Trainer, *_: Any) -> None:
-        if trainer.sanity_checking:
+        if trainer.sanity_checking or trainer.fast_dev_run:
             return
         if self._agree_on_stop(trainer):
             self._save_and_stop(trainer)

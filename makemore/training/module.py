@@ -13,14 +13,9 @@ from makemore.data.vocab import Vocabulary
 from makemore.errors import TrainingDiverged
 from makemore.models import build_model
 from makemore.training.optim import FlatParameters, build_optimizer, build_scheduler, unwrapped_step
+from makemore.training.plan import advance_counters
 
 Batch = tuple[torch.Tensor, torch.Tensor]
-
-
-def _count_optimizer_steps(trainer: L.Trainer, n: int) -> None:
-    """Record n optimizer steps taken outside LightningOptimizer.step, so trainer.global_step (which
-    in manual optimization is this counter), max_steps, checkpoints and resume count them."""
-    trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress.increment_by(n)
 
 
 def next_char_nll(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -34,10 +29,13 @@ class LanguageModel(L.LightningModule):
     (weights + vocabulary + configs) rebuilds it through the registries. `data` records which file and
     split the weights were trained on (path, sha256, split, split_seed), so eval can recompute the split.
 
-    Training takes K optimizer steps per Lightning call (a batch is K minibatches, see RandomMinibatches):
-    for models this small, Lightning's per-call machinery costs more than the step itself. global_step,
-    the per-step LR schedule and logging stay exact. Under DDP each step's gradients are averaged over
-    the processes by one all-reduce, so every process takes the same step and the weights stay equal.
+    Two ways to train (makemore.training.plan chooses, `use_path` sets it). One-step path: Lightning's automatic
+    optimization takes each optimizer step from the loss training_step returns (clipping, accumulation, the
+    schedule, as Lightning documents them). Multi-step path (steps_per_call > 1): training_step gets a chunk of
+    k minibatches and takes k optimizer steps itself, then advances Lightning's counters by k, because for
+    models this small Lightning's per-call machinery costs more than the step itself. Under DDP each step's
+    gradients are averaged over the processes by one all-reduce, so every process takes the same step.
+    Either way the mean train loss since the last log goes to the loggers on Lightning's step axis.
     """
 
     def __init__(
@@ -46,8 +44,6 @@ class LanguageModel(L.LightningModule):
         vocab: list[str],
         optimizer: dict[str, Any],
         scheduler: dict[str, Any] | None = None,
-        grad_clip: float | None = None,
-        log_every: int = 100,
         data: dict[str, Any] | None = None,
         divergence_factor: float = 20.0,
     ):
@@ -55,20 +51,29 @@ class LanguageModel(L.LightningModule):
         self.save_hyperparameters(logger=False)
         self.vocab = Vocabulary(vocab)
         self.model = build_model(model, self.vocab.size)
-        self.grad_clip = grad_clip
-        self.log_every = log_every
         # A mean loss this far above the uniform model's ln(V) (3.3 nats for names.txt) is divergence,
         # not learning: the seed's N(0,1) init starts near 8 x ln(V).
         self.divergence_loss = divergence_factor * math.log(self.vocab.size)
         self.stop_on_divergence = True  # off for the lr finder, whose sweep is meant to end in divergence
-        self.automatic_optimization = False
+        self.use_path(1)
         self.register_buffer("_loss_sum", torch.zeros(()), persistent=False)
         self._loss_count = 0
+        self._lr = float("nan")  # the lr of the latest step, logged with the loss
+        self._stepped_at = -1  # global_step at the last on_train_batch_end (unchanged while accumulating)
         self._eval_nll = torch.zeros((), dtype=torch.float64)
         self._eval_count = 0
         self._world_size = 1
         self.last_losses: dict[str, float] = {}  # the latest mean train loss and val loss, for progress reports
         self._flat: FlatParameters | None = None  # set by configure_optimizers
+
+    def use_path(self, steps_per_call: int, clip_val: float | None = None, clip_algorithm: str | None = None) -> None:
+        """1: the one-step path (automatic optimization; Lightning clips). More: the multi-step path, which clips
+        as trainer.gradient_clip_val / gradient_clip_algorithm say (Lightning refuses them with manual
+        optimization)."""
+        self.steps_per_call = steps_per_call
+        self.automatic_optimization = steps_per_call == 1
+        self.clip_val = clip_val or None
+        self.clip_value_not_norm = clip_algorithm == "value"
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         return self.model(idx)
@@ -80,21 +85,37 @@ class LanguageModel(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer, self._flat = build_optimizer(self.hparams.optimizer, self.model)
         scheduler = build_scheduler(self.hparams.scheduler, optimizer)
-        return {"optimizer": optimizer} if scheduler is None else {"optimizer": optimizer, "lr_scheduler": scheduler}
+        if scheduler is None:
+            return {"optimizer": optimizer}
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def optimizer_zero_grad(self, epoch: int, batch_idx: int, optimizer: Any) -> None:
+        """The gradients live in one flat buffer per weight-decay group (FlatParameters): zero it in place."""
+        self._flat.attach_grads()
+        self._flat.zero_grad()
 
     def on_train_start(self) -> None:
         self._world_size = self.trainer.world_size if dist.is_available() and dist.is_initialized() else 1
+        self._stepped_at = self.global_step
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        xs, ys = batch  # (K, B, T), (K, B) or (K, B, T): K minibatches, one optimizer step each
+        if self.automatic_optimization:  # one minibatch: Lightning steps the optimizer with this loss
+            x, y = batch  # (B, T), (B) or (B, T)
+            self._lr = self.trainer.optimizers[0].param_groups[0]["lr"]
+            loss = next_char_nll(self.model(x), y)
+            self._loss_sum += loss.detach()
+            self._loss_count += 1
+            return loss
+        xs, ys = batch  # (k, B, T), (k, B) or (k, B, T): k minibatches, one optimizer step each
         # The bare torch optimizer: Lightning's per-step hooks cost more than a step of these models.
         optimizer = self.optimizers().optimizer
         optimizer_step = unwrapped_step(optimizer)
         scheduler = self.lr_schedulers()
-        model, loss_sum, clip = self.model, self._loss_sum, self.grad_clip  # locals: module attributes are slow
+        model, loss_sum, clip = self.model, self._loss_sum, self.clip_val  # locals: module attributes are slow
+        clip_grads = torch.nn.utils.clip_grad_value_ if self.clip_value_not_norm else torch.nn.utils.clip_grad_norm_
         params = self._flat  # all parameters and gradients, one flat tensor per weight-decay group
         params.attach_grads()
-        flats = params.flats
+        flats, group = params.flats, optimizer.param_groups[0]
         for x, y in zip(xs, ys, strict=True):
             loss = next_char_nll(model(x), y)
             params.zero_grad()
@@ -102,17 +123,30 @@ class LanguageModel(L.LightningModule):
             if self._world_size > 1:
                 self._average_gradients(flats)
             if clip:
-                torch.nn.utils.clip_grad_norm_(flats, clip)
+                clip_grads(flats, clip)
+            lr = group["lr"]
             optimizer_step()
             if scheduler is not None:
                 scheduler.step()
             loss_sum += loss.detach()
         self._loss_count += len(xs)
-        _count_optimizer_steps(self.trainer, len(xs))
-        step = self.global_step
-        if step % self.log_every == 0 or step >= self.trainer.max_steps:
-            self._log_train_loss(step, optimizer.param_groups[0]["lr"])
-        return loss.detach()  # the last step's loss, for callbacks such as the lr finder
+        self._lr = lr
+        advance_counters(self.trainer, len(xs))
+        return loss.detach()  # the last step's loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """The mean train loss and lr, where Lightning logs (every log_every_n_steps optimizer steps, and when
+        the run stops); with log_every_n_steps=0 nothing is logged and divergence is checked every 100 steps."""
+        trainer, step = self.trainer, self.global_step
+        if step == self._stepped_at:
+            return  # accumulating gradients: no optimizer step in this batch
+        self._stepped_at = step
+        every = trainer.log_every_n_steps
+        last = trainer.should_stop or 0 <= trainer.max_steps <= step
+        if every and (step % every == 0 or last):
+            self._log_train_loss(step, log=True)
+        elif not every and (self._loss_count >= 100 or last):
+            self._log_train_loss(step, log=False)
 
     def _average_gradients(self, flats: list[torch.Tensor]) -> None:
         """Every process's gradients -> their mean: one all-reduce per flat gradient (one per weight-decay group)."""
@@ -129,21 +163,25 @@ class LanguageModel(L.LightningModule):
                     dist.all_reduce(buffer)
                     buffer.div_(self._world_size)
 
-    def _log_train_loss(self, step: int, lr: float) -> None:
+    def _log_train_loss(self, step: int, log: bool) -> None:
         """Mean minibatch loss since the last log (over all processes): the only host sync in the training
         loop, and where a diverged run (non-finite loss, or above divergence_factor x ln V) stops within
-        log_every steps, before anything is saved as a result."""
+        log_every_n_steps steps, before anything is saved as a result."""
         mean = self.trainer.strategy.reduce(self._loss_sum / self._loss_count, reduce_op="mean").item()
         if self.stop_on_divergence and (not math.isfinite(mean) or mean > self.divergence_loss):
             raise TrainingDiverged(
-                f"training diverged: mean loss {mean} over steps {step - self._loss_count + 1}-{step} at lr {lr:g}; "
-                "lower optimizer.lr and rerun (checkpoints/last.ckpt, if any, holds the last validated weights)"
+                f"training diverged: mean loss {mean} over steps {step - self._loss_count + 1}-{step} at lr "
+                f"{self._lr:g}; lower optimizer.lr and rerun (checkpoints/last.ckpt, if any, holds the last "
+                "validated weights)"
             )
         self._loss_sum.zero_()
         self._loss_count = 0
-        self.last_losses["loss"] = mean  # for the progress display (self.log would cost ~50 us a step here)
-        for logger in self.loggers:  # step axis = optimizer steps, not Lightning calls
-            logger.log_metrics({"loss/train": mean, "lr": lr}, step=step)
+        self.last_losses["loss"] = mean
+        if log:  # straight to the loggers at the step self.log would use (as LearningRateMonitor does): self.log
+            # would cost ~2 ms a call here, 6% of a 100-step call of the seed's MLP
+            step = self.trainer.fit_loop.epoch_loop._batches_that_stepped
+            for logger in self.loggers:
+                logger.log_metrics({"loss/train": mean, "lr": self._lr}, step=step)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """What a resumed run needs beyond weights, optimizer, scheduler and step (which Lightning saves)
@@ -180,15 +218,15 @@ class LanguageModel(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         """Exact mean NLL per character over the whole split (not a mean of chunk means); under DDP each
-        process scored its own part of the split and the sums are added up."""
+        process scored its own part of the split and the sums are added up. `val_loss` is for ModelCheckpoint
+        and EarlyStopping, `loss/val` for the loggers; a sanity check's value is neither logged nor shown."""
         count = torch.tensor(float(self._eval_count), device=self.device)
         totals = torch.stack([self._eval_nll.to(self.device), count])
         nll, count = self.trainer.strategy.reduce(totals.double(), reduce_op="sum").tolist()
         self._eval_nll = torch.zeros((), dtype=torch.float64)
         self._eval_count = 0
         val_loss = nll / count
-        self.log("val_loss", val_loss, logger=False, sync_dist=True)  # for ModelCheckpoint; equal on every process
-        self.last_losses["val_loss"] = val_loss
+        self.log("val_loss", val_loss, logger=False)  # equal on every process
         if not self.trainer.sanity_checking:
-            for logger in self.loggers:
-                logger.log_metrics({"loss/val": val_loss}, step=self.global_step)
+            self.log("loss/val", val_loss)
+            self.last_losses["val_loss"] = val_loss

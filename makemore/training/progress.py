@@ -23,6 +23,8 @@ class StepProgress(ProgressBar):
     `step 1000/2000 | loss 2.4102 | val 2.4213 | 1698 steps/s | ETA 0m01s`. Only the first process reports.
     """
 
+    multi_step_safe = True  # reads trainer.global_step, which counts every step of a call
+
     def __init__(self, refresh_rate: int = 1000, every: int | None = None, terminal: bool | None = None):
         super().__init__()
         self.refresh_rate = refresh_rate
@@ -57,39 +59,41 @@ class StepProgress(ProgressBar):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *_: Any) -> None:
         if not self._active(trainer):
             return
-        self._flush()  # a line waiting for a validation that did not come
+        self._flush(pl_module)  # a line waiting for a validation that did not come
         step, last = trainer.global_step, trainer.global_step >= trainer.max_steps
-        metrics = self.get_metrics(trainer, pl_module)
         if self._bar is not None:
             if step - self._shown >= self.refresh_rate or last:
                 self._bar.n = step
+                metrics = self.get_metrics(trainer, pl_module)
                 self._bar.set_postfix({k: f"{v:.4f}" for k, v in metrics.items() if isinstance(v, float)})
                 self._shown = step
         elif step // self._every > self._shown // self._every or last:
             self._shown = step
             rate = (step - self._start_step) / max(time.perf_counter() - self._start_time, 1e-9)
-            self._pending = {"step": step, "max_steps": trainer.max_steps, "rate": rate, **metrics}
+            self._pending = {"step": step, "max_steps": trainer.max_steps, "rate": rate}
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._pending is not None and not trainer.sanity_checking:
-            self._pending.update(self.get_metrics(trainer, pl_module))  # the val loss of this very step
-            self._flush()
+            self._flush(pl_module, with_val=True)  # the val loss of this very step
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._flush()
+        self._flush(pl_module)
         if self._bar is not None:
             self._bar.close()
             self._bar = None
 
-    def _flush(self) -> None:
+    def _flush(self, pl_module: L.LightningModule, with_val: bool = False) -> None:
+        """Print the waiting line, with the latest train loss (the module logs it after this callback's
+        on_train_batch_end) and, right after a validation, its val loss."""
         if self._pending is None:
             return
         p, self._pending = self._pending, None
+        losses = getattr(pl_module, "last_losses", {})
         parts = [f"step {p['step']}/{p['max_steps']}"]
-        if "loss" in p:
-            parts.append(f"loss {p['loss']:.4f}")
-        if "val_loss" in p:
-            parts.append(f"val {p['val_loss']:.4f}")
+        if "loss" in losses:
+            parts.append(f"loss {losses['loss']:.4f}")
+        if with_val and "val_loss" in losses:
+            parts.append(f"val {losses['val_loss']:.4f}")
         parts.append(f"{p['rate']:.0f} steps/s")
         parts.append(f"ETA {_duration((p['max_steps'] - p['step']) / max(p['rate'], 1e-9))}")
         print(" | ".join(parts), file=sys.stderr, flush=True)

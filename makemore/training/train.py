@@ -1,6 +1,8 @@
 """The training task: config -> data, model, trainer -> fit -> best-checkpoint metrics, samples, summary."""
 
+import contextlib
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -9,12 +11,15 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
+from hydra.utils import instantiate, to_absolute_path
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
-from makemore.config import resume_checkpoint, run_label, show_config, validate_config
+from makemore.config import resume_checkpoint, run_label, show_config
 from makemore.data.datamodule import CharDataModule
+from makemore.errors import ConfigError
 from makemore.evaluation import mean_nll
 from makemore.io import atomic_write_json, atomic_write_text
 from makemore.models import model_class
@@ -23,6 +28,7 @@ from makemore.sampling import generate
 from makemore.training.callbacks import TrainingClock
 from makemore.training.checkpoint import CheckpointWriter, check_resumable, load_checkpoint, read_checkpoint
 from makemore.training.module import LanguageModel
+from makemore.training.plan import choose_path, chunk_length, steps_per_epoch, trainer_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +40,10 @@ def _plain(cfg: DictConfig) -> dict[str, Any]:
 def prepare_datamodule(cfg: DictConfig, **overrides: Any) -> CharDataModule:
     """The data of cfg.data, downloaded if need be, read, split and turned into the examples of the model's view."""
     view = model_class(cfg.model.name).view
-    datamodule: CharDataModule = instantiate(cfg.data, view=view, **overrides)
+    # Relative paths are the user's: from the directory they ran in, also under hydra.job.chdir=true.
+    path = to_absolute_path(cfg.data.path) if cfg.data.path is not None else None
+    default = {**_plain(cfg.data.default), "file": to_absolute_path(cfg.data.default.file)}
+    datamodule: CharDataModule = instantiate(cfg.data, path=path, default=default, view=view, **overrides)
     datamodule.prepare_data()
     datamodule.setup("fit")
     sizes = " / ".join(f"{n:,}" for n in datamodule.split_sizes.values())
@@ -49,11 +58,30 @@ def build_module(cfg: DictConfig, datamodule: CharDataModule) -> LanguageModel:
         vocab=datamodule.vocab.chars,
         optimizer=_plain(cfg.optimizer),
         scheduler=_plain(cfg.scheduler) if cfg.get("scheduler") else None,
-        grad_clip=cfg.grad_clip,
-        log_every=cfg.log_every,
         data=datamodule.record(),
         divergence_factor=cfg.divergence_factor,
     )
+
+
+def plan_steps(cfg: DictConfig, datamodule: CharDataModule) -> None:
+    """Set trainer.max_steps to the steps the run will take when max_epochs (or fast_dev_run) ends it first, so
+    the schedule (decay_at, cosine's total_steps) is planned over the run that happens."""
+    trainer = cfg.trainer
+    epoch = steps_per_epoch(_plain(trainer), datamodule.train_batches_per_epoch)
+    steps = trainer.max_steps
+    if trainer.max_epochs not in (None, -1) and not trainer.fast_dev_run:
+        by_epochs = trainer.max_epochs * epoch
+        steps = by_epochs if steps == -1 else min(steps, by_epochs)
+        if steps == by_epochs:
+            log.info("trainer.max_epochs=%d: %d optimizer steps (%d per epoch)", trainer.max_epochs, steps, epoch)
+    trainer.max_steps = int(steps)
+    interval = trainer.val_check_interval
+    if trainer.check_val_every_n_epoch is not None and isinstance(interval, int) and interval > epoch:
+        raise ConfigError(
+            f"trainer.val_check_interval={interval} steps is longer than an epoch ({epoch} steps) while "
+            f"trainer.check_val_every_n_epoch={trainer.check_val_every_n_epoch} counts within epochs: set "
+            "trainer.check_val_every_n_epoch=null to validate every N steps across epochs"
+        )
 
 
 def set_torch_threads(threads: int | None, step_work: int, one_thread_below: float) -> None:
@@ -74,18 +102,18 @@ def set_torch_threads(threads: int | None, step_work: int, one_thread_below: flo
 
 def train(cfg: DictConfig) -> float:
     """Train one run into cfg.run_dir (from ckpt_path / resume's last.ckpt if given) and return its best
-    val loss (what a sweeper minimizes)."""
-    validate_config(cfg)
+    val loss (what a sweeper minimizes). The config was checked at the door (CheckConfigFirst)."""
     quiet_third_party_output()
     if int(os.environ.get("LOCAL_RANK", 0)) > 0:  # a data-parallel worker: the first process reports
         logging.getLogger().setLevel(logging.WARNING)
     else:
         Path(cfg.run_dir).mkdir(parents=True, exist_ok=True)
         show_config(cfg, Path(cfg.run_dir))
-    L.seed_everything(cfg.seed, workers=True)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
     if torch.cuda.is_available():
         torch.set_float32_matmul_precision(cfg.matmul_precision)
     datamodule = prepare_datamodule(cfg)
+    plan_steps(cfg, datamodule)
     module = build_module(cfg, datamodule)
     positions = cfg.batch_size * (cfg.block_size if module.model.view == "sequence" else 1)
     set_torch_threads(cfg.threads, module.num_params * positions, cfg.one_thread_below)
@@ -98,19 +126,90 @@ def train(cfg: DictConfig) -> float:
         log.info("continuing from %s at step %d", ckpt_path, start_step)
     # A resumed run's TensorBoard writer drops what the interrupted run logged after its checkpoint,
     # so the curve goes on as one line instead of two overlapping ones.
-    loggers = build_loggers(cfg, purge_step=start_step + 1 if start_step else None)
+    loggers = build_loggers(cfg, purge_step=start_step if start_step else None)
     clock = TrainingClock()
-    callbacks = [instantiate(c) for c in cfg.callbacks.values()] + [clock]
-    trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers, callbacks=callbacks, plugins=[CheckpointWriter()])
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + [clock]
+    trainer = build_trainer(cfg, module, datamodule, loggers, callbacks)
 
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    with lightning_errors():
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     train_time_s = time.perf_counter() - start
 
+    if trainer.fast_dev_run:
+        return fast_dev_run_report(trainer, module)
     if not trainer.is_global_zero:  # data-parallel: one process writes the results
-        return float(trainer.checkpoint_callback.best_model_score)
-    metrics = write_results(cfg, trainer, datamodule, train_time_s, clock.seconds, start_step)
+        best = best_checkpoint(trainer)
+        return float(best.best_model_score) if best is not None else module.last_losses.get("val_loss", math.nan)
+    metrics = write_results(cfg, trainer, module, datamodule, train_time_s, clock.seconds, start_step)
     return metrics["val_loss"]
+
+
+def build_trainer(
+    cfg: DictConfig, module: LanguageModel, datamodule: CharDataModule, loggers: list[Logger], callbacks: list
+) -> L.Trainer:
+    """Lightning's Trainer from cfg.trainer, on the path makemore.training.plan chooses for these callbacks."""
+    kwargs = trainer_kwargs(_plain(cfg.trainer))
+    if not kwargs.get("enable_checkpointing", True):
+        callbacks = [c for c in callbacks if not isinstance(c, Checkpoint)]
+    if not kwargs.get("enable_progress_bar", True):
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    if isinstance(kwargs.get("profiler"), dict):
+        kwargs["profiler"] = instantiate(kwargs["profiler"])
+    path = choose_path(cfg.steps_per_call, kwargs, callbacks, type(module))
+    clip, algorithm = kwargs.get("gradient_clip_val"), kwargs.get("gradient_clip_algorithm")
+    if path.steps_per_call > 1:  # the module clips: Lightning refuses clipping under manual optimization
+        kwargs.pop("gradient_clip_val", None), kwargs.pop("gradient_clip_algorithm", None)
+        module.use_path(path.steps_per_call, clip, algorithm)
+        datamodule.steps_per_call, datamodule.next_chunk = path.steps_per_call, chunk_length
+    else:
+        module.use_path(1)
+        datamodule.steps_per_call, datamodule.next_chunk = 1, None
+        log.info("one optimizer step per Lightning call (Lightning's automatic optimization): %s", path.reason)
+    limit_val = kwargs.get("limit_val_batches")
+    if isinstance(limit_val, float) and 0.0 < limit_val < 1.0:  # a fraction of the split, not of its one batch
+        datamodule.val_fraction, kwargs["limit_val_batches"] = limit_val, None
+    with lightning_errors():
+        return L.Trainer(
+            **kwargs,
+            logger=loggers or False,
+            callbacks=callbacks,
+            plugins=[CheckpointWriter()],
+            use_distributed_sampler=False,
+        )
+
+
+def best_checkpoint(trainer: L.Trainer) -> ModelCheckpoint | None:
+    """The callback that keeps best.ckpt (lowest val_loss), if checkpointing is on."""
+    for callback in trainer.checkpoint_callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.monitor == "val_loss":
+            return callback
+    return None
+
+
+def fast_dev_run_report(trainer: L.Trainer, module: LanguageModel) -> float:
+    """Lightning's fast_dev_run trains and validates a few batches and saves nothing: say that it worked."""
+    losses = module.last_losses
+    n = trainer.global_step
+    log.info(
+        "fast_dev_run: %d training step%s and validation ran without error (train loss %.4f, val %.4f); nothing "
+        "is saved in a fast dev run (Lightning's fast_dev_run turns checkpoints and loggers off)",
+        n,
+        "" if n == 1 else "s",
+        losses.get("loss", math.nan),
+        losses.get("val_loss", math.nan),
+    )
+    return losses.get("val_loss", math.nan)
+
+
+@contextlib.contextmanager
+def lightning_errors():
+    """What Lightning refuses in the config (a val_check_interval longer than an epoch with
+    check_val_every_n_epoch set, a GPU asked for on a machine without one, ...) as one line."""
+    try:
+        yield
+    except MisconfigurationException as e:
+        raise ConfigError(f"Lightning refused the trainer settings: {' '.join(str(e).split())}") from None
 
 
 def build_loggers(cfg: DictConfig, purge_step: int | None) -> list[Logger]:
@@ -128,16 +227,23 @@ def build_loggers(cfg: DictConfig, purge_step: int | None) -> list[Logger]:
 def write_results(
     cfg: DictConfig,
     trainer: L.Trainer,
+    module: LanguageModel,
     datamodule: CharDataModule,
     train_time_s: float,
     loop_s: float,
     start_step: int = 0,
 ) -> dict[str, Any]:
-    """metrics.json (losses of best.ckpt over whole splits), the TensorBoard hparams entry, samples.txt.
-    Times and speed are this process's: a resumed run counts from `start_step`."""
+    """metrics.json (losses of best.ckpt over whole splits; of the final weights when checkpointing is off
+    or nothing was validated), the TensorBoard hparams entry, samples.txt. Times and speed are this
+    process's: a resumed run counts from `start_step`."""
     run_dir = Path(cfg.run_dir)
-    best_path = Path(trainer.checkpoint_callback.best_model_path)
-    best, best_ckpt = load_checkpoint(best_path)
+    callback = best_checkpoint(trainer)
+    if callback is not None and callback.best_model_path:
+        best_path = Path(callback.best_model_path)
+        best, best_ckpt = load_checkpoint(best_path)
+        best_step, best_file = best_ckpt["global_step"], str(best_path.relative_to(run_dir))
+    else:
+        best, best_step, best_file = module.cpu().eval(), trainer.global_step, None
     losses = {
         f"{split}_loss": mean_nll(best.model, ctx, datamodule.eval_batch_size)
         for split, ctx in datamodule.examples.items()
@@ -153,8 +259,8 @@ def write_results(
         "train_time_s": round(train_time_s, 2),
         "steps_per_s": round((trainer.global_step - start_step) / loop_s, 1) if loop_s else None,  # the loop alone
         **losses,
-        "best_step": best_ckpt["global_step"],
-        "best_ckpt": str(best_path.relative_to(run_dir)),
+        "best_step": best_step,
+        "best_ckpt": best_file,  # null: the final weights were scored (no best.ckpt)
     }
     atomic_write_json(run_dir / "metrics.json", metrics)
     knobs = {k: cfg[k] for k in ("block_size", "emb_dim", "hidden", "batch_size", "seed")}
@@ -197,8 +303,8 @@ def summary(metrics: dict[str, Any], run_dir: Path, samples: list[str]) -> str:
         [
             f"done: {metrics['model']} with {metrics['num_params']:,} parameters, {metrics['steps']:,} steps in "
             f"{metrics['train_time_s']:.1f} s{speed}",
-            f"loss (nats/char, best.ckpt from step {metrics['best_step']:,}): train {metrics['train_loss']:.4f}  "
-            f"val {metrics['val_loss']:.4f}  test {metrics['test_loss']:.4f}",
+            f"loss (nats/char, {metrics['best_ckpt'] or 'final weights'} from step {metrics['best_step']:,}): "
+            f"train {metrics['train_loss']:.4f}  val {metrics['val_loss']:.4f}  test {metrics['test_loss']:.4f}",
             f"samples: {', '.join(samples[:10])}",
             f"run dir: {run_dir} ({', '.join(_run_dir_contents(run_dir))})",
         ]

@@ -1,0 +1,272 @@
+"""How Lightning's loop runs makemore's steps: every Trainer argument checked at the door, then one of two paths.
+
+- The **multi-step path** (the default): one Lightning call runs up to `steps_per_call` optimizer steps inside
+  LanguageModel.training_step, because Lightning's per-call machinery costs more than one step of these small
+  models. Lightning's own loop still decides everything, in honest units: after each call the module advances
+  Lightning's counters by the steps it took (`advance_counters`), and each call ends exactly where something
+  happens (`chunk_length`: a validation, a log, a checkpoint, the end of an epoch or of the run), so
+  val_check_interval, log_every_n_steps, max_epochs, limit_train_batches, min_steps ... mean what Lightning's
+  docs say. A step is an optimizer step, a training batch one minibatch, an epoch ceil(train targets /
+  batch_size) minibatches.
+- The **one-step path**: one minibatch per call under Lightning's automatic optimization, taken when something
+  needs Lightning's per-step hooks (a callback acting on every batch, gradient accumulation, a subclass of the
+  module, steps_per_call=1). The run says so once.
+"""
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+
+from makemore.errors import ConfigError
+
+# Trainer arguments makemore sets itself or cannot honour, each with what to use instead.
+REFUSED = {
+    "logger": "choose loggers with logger=tensorboard|csv|mlflow|wandb|many, or logger=null for none",
+    "callbacks": "add one with +callbacks.NAME._target_=lightning.pytorch.callbacks.CLASS (+callbacks.NAME.ARG=...)",
+    "plugins": "makemore's checkpoint writer is its only plugin; precision is trainer.precision",
+    "use_distributed_sampler": "keep it false: the data module shares val/test out to the processes itself",
+    "reload_dataloaders_every_n_epochs": "keep it 0: every step draws a fresh random minibatch already",
+    "limit_test_batches": "makemore scores the whole test split after training (metrics.json test_loss); "
+    "scripts/eval.py scores any split of a checkpoint",
+    "limit_predict_batches": "makemore does not predict; use scripts/sample.py",
+    "barebones": "makemore's results need its checkpoints and loss logs; for a bare run pass logger=null "
+    "trainer.enable_progress_bar=false trainer.enable_checkpointing=false",
+    "model_registry": "this machine has no network; checkpoints are in <run dir>/checkpoints",
+}
+_DEFAULTS = {  # a refused argument may keep Lightning's (or makemore's) own value
+    "use_distributed_sampler": False,
+    "reload_dataloaders_every_n_epochs": 0,
+    "limit_test_batches": None,
+    "limit_predict_batches": None,
+    "barebones": False,
+    "model_registry": None,
+    "plugins": None,
+}
+PRECISIONS = ("32-true", "32", "bf16-mixed")
+# Callback hooks Lightning calls once per training batch: on the multi-step path they would see a call of up to
+# steps_per_call steps, so a callback that acts in them runs the one-step path.
+PER_STEP_HOOKS = (
+    "on_train_batch_start",
+    "on_train_batch_end",
+    "on_before_backward",
+    "on_after_backward",
+    "on_before_optimizer_step",
+    "on_before_zero_grad",
+)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _whole(value: object, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _batches(value: object) -> bool:
+    """Lightning's limit_*_batches / overfit_batches: a whole number of batches or a fraction in [0, 1]."""
+    return _whole(value, 0) or (isinstance(value, float) and 0.0 <= value <= 1.0)
+
+
+def check_trainer_args(trainer: Mapping[str, Any]) -> None:
+    """Refuse, in one line naming the equivalent, what Lightning would reject with a traceback or what makemore
+    cannot honour; everything else goes to Lightning's Trainer as given."""
+    arguments = set(_trainer_arguments())
+    for key, value in trainer.items():
+        if key == "_target_":
+            continue
+        if key not in arguments:
+            raise ConfigError(
+                f"trainer.{key} is not an argument of Lightning's Trainer (see lightning.pytorch.Trainer)"
+            )
+        if key in REFUSED and value != _DEFAULTS.get(key):
+            raise ConfigError(f"trainer.{key}={value!r} is not used here: {REFUSED[key]}")
+    get = trainer.get
+    rules = [
+        ("max_steps", _whole(get("max_steps", -1), -1), "a whole number of optimizer steps, or -1 for no limit"),
+        ("max_epochs", get("max_epochs") is None or _whole(get("max_epochs"), -1), "a whole number, -1 or null"),
+        ("min_steps", get("min_steps") is None or _whole(get("min_steps"), 0), "a whole number >= 0 or null"),
+        ("min_epochs", get("min_epochs") is None or _whole(get("min_epochs"), 0), "a whole number >= 0 or null"),
+        ("log_every_n_steps", _whole(get("log_every_n_steps", 50), 0), "a whole number of steps >= 0"),
+        ("accumulate_grad_batches", _whole(get("accumulate_grad_batches", 1), 1), "a whole number >= 1"),
+        ("num_sanity_val_steps", _whole(get("num_sanity_val_steps", 2), -1), "a whole number >= -1"),
+        (
+            "limit_train_batches",
+            get("limit_train_batches") is None or _batches(get("limit_train_batches")),
+            "a number of minibatches or a fraction of an epoch in [0, 1]",
+        ),
+        (
+            "limit_val_batches",
+            get("limit_val_batches") is None or _batches(get("limit_val_batches")),
+            "a number of validation batches or a fraction of the split in [0, 1]",
+        ),
+        ("overfit_batches", _batches(get("overfit_batches", 0.0)), "a number of minibatches or a fraction in [0, 1]"),
+        (
+            "check_val_every_n_epoch",
+            get("check_val_every_n_epoch") is None or _whole(get("check_val_every_n_epoch"), 1),
+            "a whole number of epochs >= 1 or null",
+        ),
+        (
+            "gradient_clip_val",
+            get("gradient_clip_val") is None or (_number(get("gradient_clip_val")) and get("gradient_clip_val") >= 0),
+            "a number >= 0 or null",
+        ),
+        ("gradient_clip_algorithm", get("gradient_clip_algorithm") in (None, "norm", "value"), "norm, value or null"),
+        (
+            "fast_dev_run",
+            isinstance(get("fast_dev_run", False), bool) or _whole(get("fast_dev_run"), 0),
+            "true, false or a number of batches",
+        ),
+        (
+            "precision",
+            str(get("precision") or "32-true") in PRECISIONS,
+            "32-true or bf16-mixed (16-bit float needs loss scaling, which the multi-step path does not do)",
+        ),
+    ]
+    for flag in ("enable_checkpointing", "enable_progress_bar", "enable_model_summary", "detect_anomaly"):
+        rules.append((flag, get(flag) is None or isinstance(get(flag), bool), "true or false"))
+    for key, ok, allowed in rules:
+        if not ok:
+            raise ConfigError(f"trainer.{key} must be {allowed}, got {get(key)!r}")
+    interval = get("val_check_interval")
+    if not (interval is None or _whole(interval, 1) or (isinstance(interval, float) and 0.0 < interval <= 1.0)):
+        raise ConfigError(
+            "trainer.val_check_interval must be a whole number of optimizer steps >= 1 (val_every=N sets it too) "
+            f"or a fraction of an epoch in (0, 1], got {interval!r}"
+        )
+    if get("max_steps", -1) == -1 and get("max_epochs") in (None, -1) and get("max_time") is None:
+        raise ConfigError("trainer.max_steps=-1 and trainer.max_epochs=-1 would train forever: set one of them")
+
+
+def _trainer_arguments() -> list[str]:
+    import inspect
+
+    return [name for name in inspect.signature(L.Trainer.__init__).parameters if name != "self"]
+
+
+def trainer_kwargs(trainer: Mapping[str, Any]) -> dict[str, Any]:
+    """cfg.trainer as Lightning's Trainer takes it: a float val_check_interval is a fraction of an epoch, which
+    Lightning counts per epoch (check_val_every_n_epoch 1, its default; makemore's null counts steps across
+    epochs, which a whole-number interval needs when it is longer than an epoch)."""
+    kwargs = {k: v for k, v in trainer.items() if k != "_target_"}
+    if isinstance(kwargs.get("val_check_interval"), float) and kwargs.get("check_val_every_n_epoch") is None:
+        kwargs["check_val_every_n_epoch"] = 1
+    return kwargs
+
+
+def steps_per_epoch(trainer: Mapping[str, Any], minibatches: int) -> int:
+    """Optimizer steps per epoch of `minibatches` minibatches, as Lightning counts them: after
+    limit_train_batches or overfit_batches (a number of minibatches, or a fraction), over accumulate_grad_batches."""
+    limit = trainer.get("overfit_batches") or trainer.get("limit_train_batches")
+    if isinstance(limit, float):
+        minibatches = int(minibatches * limit)
+    elif isinstance(limit, int):
+        minibatches = min(minibatches, limit)
+    return max(1, math.ceil(minibatches / trainer.get("accumulate_grad_batches", 1)))
+
+
+@dataclass
+class Path_:
+    """Which path a run takes: `steps_per_call` > 1 is the multi-step path; 1 is Lightning's automatic
+    optimization, one minibatch per call, with `reason` saying why."""
+
+    steps_per_call: int
+    reason: str | None = None
+
+
+def _acts_per_step(callback: Callback) -> bool:
+    """Whether a callback does something in a per-batch hook that the multi-step path would call once per call.
+    makemore's own callbacks and Lightning's ModelCheckpoint saving on validation, and EarlyStopping, act only
+    where the multi-step path ends a call (see chunk_length)."""
+    if getattr(callback, "multi_step_safe", False):
+        return False
+    if isinstance(callback, ModelCheckpoint):
+        return bool(callback._every_n_train_steps or callback._train_time_interval)
+    if isinstance(callback, EarlyStopping):
+        return False
+    return any(getattr(type(callback), hook) is not getattr(Callback, hook) for hook in PER_STEP_HOOKS)
+
+
+def choose_path(
+    most_steps_per_call: int, trainer: Mapping[str, Any], callbacks: list[Callback], module_type: type
+) -> Path_:
+    """The multi-step path unless something needs Lightning's own step-by-step loop."""
+    from makemore.training.module import LanguageModel
+
+    reasons = []
+    if most_steps_per_call == 1:
+        reasons.append("steps_per_call=1")
+    if trainer.get("accumulate_grad_batches", 1) > 1:
+        reasons.append(f"trainer.accumulate_grad_batches={trainer['accumulate_grad_batches']}")
+    if trainer.get("max_time") is not None:
+        reasons.append("trainer.max_time (Lightning's Timer checks the time after every batch)")
+    interval = trainer.get("val_check_interval")
+    if isinstance(interval, str | dict):
+        reasons.append("a time-based trainer.val_check_interval")
+    if module_type is not LanguageModel:
+        reasons.append(f"the module is {module_type.__name__}, a subclass")
+    per_step = [type(c).__name__ for c in callbacks if _acts_per_step(c)]
+    if per_step:
+        reasons.append(f"{', '.join(per_step)} acts on every training batch")
+    if reasons:
+        return Path_(1, "; ".join(reasons))
+    return Path_(most_steps_per_call)
+
+
+def chunk_length(trainer: L.Trainer, most: int, total: int, in_epoch: int) -> int:
+    """Optimizer steps in the next call of the multi-step path, starting after `total` steps of the run and
+    `in_epoch` minibatches of this epoch: at most `most`, and ending exactly at the next step where Lightning or a
+    callback does something (a validation, a log, a checkpoint every N steps, the end of the epoch or the run)."""
+    k = min(most, int(trainer.num_training_batches) - in_epoch)
+    if trainer.max_steps >= 0:
+        k = min(k, trainer.max_steps - total)
+    across = [trainer.log_every_n_steps]
+    val_every = trainer.val_check_batch
+    if isinstance(val_every, int):
+        if trainer.check_val_every_n_epoch is None:
+            across.append(val_every)
+        else:
+            k = min(k, val_every - in_epoch % val_every)
+    for callback in trainer.callbacks:
+        across.append(getattr(callback, "step_interval", None) or 0)
+        if isinstance(callback, ModelCheckpoint):
+            across.append(callback._every_n_train_steps or 0)
+    for n in across:
+        if n and n > 0:
+            k = min(k, n - total % n)
+    return max(1, k)
+
+
+def advance_counters(trainer: L.Trainer, steps: int) -> None:
+    """Tell Lightning's loop that this call took `steps` optimizer steps on as many minibatches, so global_step,
+    batch_idx, the epoch's end, val_check_interval, log_every_n_steps and the logging step axis all count
+    optimizer steps. Lightning counts the call itself as one; these private counters (guarded by
+    tests/test_lightning_contract.py) get the rest."""
+    loop = trainer.fit_loop.epoch_loop
+    loop.manual_optimization.optim_step_progress.increment_by(steps)  # global_step
+    extra = steps - 1
+    if extra:
+        in_epoch = loop.batch_progress.current.ready + extra
+        loop.batch_progress.increment_by(extra, is_last_batch=in_epoch >= trainer.num_training_batches)
+        loop._batches_that_stepped += extra
+    else:
+        in_epoch = loop.batch_progress.current.ready
+        loop.batch_progress.is_last_batch = in_epoch >= trainer.num_training_batches
+
+
+def validation_follows(trainer: L.Trainer) -> bool:
+    """Whether Lightning runs a validation right after this call (asked from on_train_batch_end)."""
+    loop = trainer.fit_loop.epoch_loop
+    return bool(loop._should_check_val_fx(trainer.fit_loop._data_fetcher))
+
+
+def positions(trainer: L.Trainer | None) -> tuple[int, int]:
+    """(minibatches of the run so far, minibatches of this epoch so far), from Lightning's batch counters."""
+    if trainer is None:
+        return 0, 0
+    progress = trainer.fit_loop.epoch_loop.batch_progress
+    return progress.total.ready, progress.current.ready
