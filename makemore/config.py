@@ -57,6 +57,9 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"log_every must be a whole number of steps >= 0 (0: never log), got {cfg.log_every!r}")
     for key in ("data.block_size", "data.batch_size"):
         _positive_int(OmegaConf.select(cfg, key), key)
+    clip = cfg.get("grad_clip")
+    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, int | float) or clip <= 0):
+        raise ConfigError(f"grad_clip must be a positive number (the largest gradient norm) or null, got {clip!r}")
     check_trainer_args(trainer_settings(cfg))
     _check_run_knobs(cfg)
     model = OmegaConf.to_container(cfg.model, resolve=True)
@@ -69,9 +72,6 @@ def validate_config(cfg: DictConfig) -> None:
         )
     check_optimizer_config(OmegaConf.to_container(cfg.optimizer, resolve=True))
     check_scheduler_config(OmegaConf.to_container(cfg.scheduler, resolve=True) if cfg.get("scheduler") else None)
-    clip = cfg.get("grad_clip")
-    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, int | float) or clip <= 0):
-        raise ConfigError(f"grad_clip must be a positive number (the largest gradient norm) or null, got {clip!r}")
     split = list(cfg.data.split)
     if len(split) != 3 or any(f <= 0 for f in split) or not math.isclose(sum(split), 1.0):
         raise ConfigError(f"data.split must be three positive fractions (train, val, test) summing to 1, got {split}")

@@ -14,7 +14,8 @@ from makemore.config import check_lr_find_options, validate_config
 from makemore.io import atomic_write_json
 from makemore.plots import lr_sweep_figure, save_figure
 from makemore.quiet import quiet_third_party_output
-from makemore.training.train import build_module, prepare_datamodule
+from makemore.training.plan import trainer_kwargs
+from makemore.training.train import _plain, build_module, prepare_datamodule
 
 log = logging.getLogger(__name__)
 
@@ -44,20 +45,20 @@ def find_lr(cfg: DictConfig) -> float | None:
     quiet_third_party_output()
     run_dir = Path(cfg.run_dir)
     settings = cfg.lr_find
-    L.seed_everything(cfg.seed, workers=True)
-    # One optimizer step per Lightning call: the finder raises the lr and reads the loss once per call.
-    datamodule = prepare_datamodule(cfg, steps_per_call=1)
-    module = build_module(cfg, datamodule)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = prepare_datamodule(cfg)
+    module = build_module(cfg, datamodule)  # on the one-step path: the finder raises the lr once per step
     module.stop_on_divergence = False  # the sweep runs into divergence; the Tuner stops at early_stop_threshold
-    trainer: L.Trainer = instantiate(
-        cfg.trainer,
-        logger=False,
-        callbacks=[],
-        enable_checkpointing=False,
-        limit_val_batches=0,
-        val_check_interval=None,
-        enable_progress_bar=False,
-    )
+    settings_of_run = {
+        "logger": False,
+        "callbacks": [],
+        "enable_checkpointing": False,
+        "limit_val_batches": 0,
+        "val_check_interval": None,
+        "enable_progress_bar": False,
+        "use_distributed_sampler": False,
+    }
+    trainer = L.Trainer(**{**trainer_kwargs(_plain(cfg.trainer)), **settings_of_run})
     finder = Tuner(trainer).lr_find(
         module,
         datamodule=datamodule,

@@ -8,7 +8,6 @@ from contextlib import contextmanager
 
 _NOISE = (
     "💡 Tip:",  # Lightning's advertisements for its cloud products
-    "`Trainer(val_check_interval=1)` was configured",  # a short run validating at its only call, as asked
     "Seed set to",  # seed_everything: the seed is in the printed config
     "TPU available: False",  # no TPU: nothing to act on (the GPU line stays: it says whether a GPU is used)
     "`Trainer.fit` stopped: `max_steps=",  # the end of every run, which the run's summary says ("done: ...")
@@ -16,6 +15,7 @@ _NOISE = (
     "Restoring states from the checkpoint path at",  # a resume (train.py says "continuing from") or lr_find's own
     "Restored all states from the checkpoint",  # temporary checkpoint, which it writes, reads back and deletes
     "`weights_only` was not set",  # that read-back (the run's own file); every checkpoint a user gives is weights-only
+    "Running in `fast_dev_run` mode",  # the run's own fast_dev_run line says what ran and that nothing is saved
 )
 
 
@@ -50,6 +50,13 @@ def quiet_third_party_output() -> None:
         message=r"The dirpath has changed from",
         category=UserWarning,
         module=r"lightning\.pytorch\.callbacks\.model_checkpoint",
+    )
+    # An epoch shorter than log_every_n_steps on a small file: makemore logs across epochs (every N optimizer
+    # steps of the run), so the train loss is logged all the same.
+    warnings.filterwarnings(
+        "ignore",
+        message=r"The number of training batches \(\d+\) is smaller than the logging interval",
+        module=r"lightning\.pytorch\.loops\.fit_loop",
     )
     # Lightning's own use of a torch API that torch deprecated; nothing a user can change.
     warnings.filterwarnings(

@@ -75,7 +75,7 @@ def test_bad_inputs_fail_clearly(tmp_path, names_path):
         ("+model.hiddn=3", "model.hiddn is not a setting of the mlp model"),
         ("optimizer.momentm=0.9", "unknown key 'optimizer.momentm'"),
         ("grad_clip=-1", "grad_clip must be a positive number"),
-        ("+trainer.precision=16-mixed", "trainer.precision=16-mixed is not supported: use 32-true or bf16-mixed"),
+        ("trainer.precision=16-mixed", "trainer.precision=16-mixed is not supported: use 32-true or bf16-mixed"),
         ("data.split=[0.5,0.2,0.2]", "data.split must be three positive fractions"),
         ("hidden=0", "hidden must be a positive integer"),
         ("ckpt_every=0", "ckpt_every must be a positive integer"),

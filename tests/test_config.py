@@ -1,9 +1,12 @@
+from types import SimpleNamespace
+
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from makemore.config import register_resolvers, validate_config
 from makemore.errors import ConfigError
+from makemore.training.plan import chunk_length
 
 from .conftest import REPO
 
@@ -81,21 +84,36 @@ def test_out_of_range_values_are_refused(override, message):
 
 
 @pytest.mark.parametrize(
-    ("overrides", "steps_per_call", "val_check_interval"),
+    ("settings", "must_end_at"),
     [
-        ([], 100, 100),  # the defaults: 200000 steps, val_every 10000
-        (["trainer.max_steps=300"], 100, 3),  # shorter than val_every: one validation, at the end
-        (["val_every=150"], 50, 3),  # gcd(150, 100, 5000) = 50
-        (["log_every=7"], 1, 10000),  # nothing larger divides 7: slower, but exact
-        (["trainer.max_steps=250", "val_every=100", "log_every=50"], 50, 2),
+        ({}, [100, 5000, 5708, 10000, 11416]),  # the defaults: log 100, val 10000, ckpt 5000; epochs of 5708
+        ({"per_epoch": 714, "val": 500, "log": 50}, [50, 500, 714, 1000, 1428, 1500]),
+        ({"log": 7, "val": 150}, [7, 14, 150, 300]),  # odd intervals: shorter calls, every event exact
+        ({"max_steps": 250, "val": 100, "log": 50}, [50, 100, 250]),
+        ({"val": 300, "per_epoch_val": True, "per_epoch": 1000}, [300, 600, 900, 1000, 1300]),  # per epoch
     ],
 )
-def test_any_positive_intervals_work_and_steps_per_call_follows_them(overrides, steps_per_call, val_check_interval):
-    """Short runs and odd intervals are valid; the optimizer steps per Lightning call adapt to them."""
-    cfg = make_cfg(*overrides)
-    validate_config(cfg)
-    assert cfg.data.steps_per_call == steps_per_call
-    assert cfg.trainer.val_check_interval == val_check_interval
+def test_each_call_of_the_multi_step_path_ends_where_something_happens(settings, must_end_at):
+    """The multi-step path takes up to steps_per_call steps per Lightning call, and a call ends at every step
+    where Lightning or a callback acts: logs, validations (across epochs or within each), checkpoints, epochs."""
+    trainer = SimpleNamespace(
+        num_training_batches=settings.get("per_epoch", 5708),
+        max_steps=settings.get("max_steps", 20000),
+        log_every_n_steps=settings.get("log", 100),
+        val_check_batch=settings.get("val", 10000),
+        check_val_every_n_epoch=1 if settings.get("per_epoch_val") else None,
+        callbacks=[SimpleNamespace(step_interval=5000)],
+    )
+    ends, total, in_epoch = [], 0, 0
+    while total < trainer.max_steps:
+        k = chunk_length(trainer, 100, total, in_epoch)
+        assert 1 <= k <= 100
+        total, in_epoch = total + k, in_epoch + k
+        in_epoch %= trainer.num_training_batches
+        ends.append(total)
+    assert set(must_end_at) <= set(ends)
+    assert ends[-1] == trainer.max_steps
+    assert len(ends) < 2 * trainer.max_steps / min(100, trainer.log_every_n_steps)  # few calls: the point of it
 
 
 GROUPS = [p for p in sorted((REPO / "conf").iterdir()) if p.is_dir() and p.name not in ("hydra", "local")]

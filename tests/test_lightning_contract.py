@@ -39,8 +39,8 @@ def test_global_step_the_decay_step_and_resume_count_optimizer_steps(names_path,
     events = EventAccumulator(str(tensorboard_dir(tmp_path / "full")))
     events.Reload()
     lr = {e.step: e.value for e in events.Scalars("lr")}
-    assert sorted(lr) == list(range(1, 38))  # one log per optimizer step, on the optimizer-step axis
-    assert {s for s, v in lr.items() if v < 0.05} == set(range(18, 38))  # decayed at exactly step 18 = 0.5 x 37
+    assert sorted(lr) == list(range(37))  # one log per optimizer step, on Lightning's axis (steps before it)
+    assert {s for s, v in lr.items() if v < 0.05} == set(range(18, 37))  # decayed after exactly 18 = 0.5 x 37 steps
     last = torch.load(tmp_path / "full" / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["global_step"] == 37
 

@@ -13,7 +13,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from makemore.errors import TrainingInterrupted
 from makemore.plots import embedding_figure, missing_glyphs_quiet, save_figure
 from makemore.sampling import generate
-from makemore.training.plan import validation_follows
+from makemore.training.plan import log_step, validation_follows
 
 
 class ValidateAtLastStep(L.Callback):
@@ -154,7 +154,7 @@ class EmbeddingPlot(L.Callback):
         writer = _tensorboard(trainer)
         if writer is not None:
             with missing_glyphs_quiet():
-                writer.add_figure("embedding", fig, trainer.global_step, close=False)
+                writer.add_figure("embedding", fig, log_step(trainer), close=False)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         save_figure(fig, self.path)
 
@@ -186,4 +186,4 @@ class SampleText(L.Callback):
             max_len=self.max_len,
             seed=self.seed,
         )
-        writer.add_text("samples", "  \n".join(f"`{item}`" for item in items), trainer.global_step)
+        writer.add_text("samples", "  \n".join(f"`{item}`" for item in items), log_step(trainer))

@@ -13,7 +13,7 @@ from makemore.data.vocab import Vocabulary
 from makemore.errors import TrainingDiverged
 from makemore.models import build_model
 from makemore.training.optim import FlatParameters, build_optimizer, build_scheduler, unwrapped_step
-from makemore.training.plan import advance_counters
+from makemore.training.plan import advance_counters, log_step
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -59,7 +59,6 @@ class LanguageModel(L.LightningModule):
         self.register_buffer("_loss_sum", torch.zeros(()), persistent=False)
         self._loss_count = 0
         self._lr = float("nan")  # the lr of the latest step, logged with the loss
-        self._stepped_at = -1  # global_step at the last on_train_batch_end (unchanged while accumulating)
         self._eval_nll = torch.zeros((), dtype=torch.float64)
         self._eval_count = 0
         self._world_size = 1
@@ -96,7 +95,6 @@ class LanguageModel(L.LightningModule):
 
     def on_train_start(self) -> None:
         self._world_size = self.trainer.world_size if dist.is_available() and dist.is_initialized() else 1
-        self._stepped_at = self.global_step
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         if self.automatic_optimization:  # one minibatch: Lightning steps the optimizer with this loss
@@ -132,17 +130,21 @@ class LanguageModel(L.LightningModule):
         self._loss_count += len(xs)
         self._lr = lr
         advance_counters(self.trainer, len(xs))
+        self._after_steps(self.global_step)
         return loss.detach()  # the last step's loss
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        """The mean train loss and lr, where Lightning logs (every log_every_n_steps optimizer steps, and when
-        the run stops); with log_every_n_steps=0 nothing is logged and divergence is checked every 100 steps."""
-        trainer, step = self.trainer, self.global_step
-        if step == self._stepped_at:
-            return  # accumulating gradients: no optimizer step in this batch
-        self._stepped_at = step
-        every = trainer.log_every_n_steps
-        last = trainer.should_stop or 0 <= trainer.max_steps <= step
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        """One-step path: Lightning's step, then the train-loss log of that step (with accumulation, Lightning
+        calls this once per optimizer step)."""
+        super().optimizer_step(*args, **kwargs)
+        self._after_steps(self.global_step + 1)  # Lightning counts the step once this hook has returned
+
+    def _after_steps(self, step: int) -> None:
+        """The mean train loss and lr, where Lightning logs: every log_every_n_steps optimizer steps and at the
+        last step. Here, before the callbacks' on_train_batch_end, so a checkpoint written there holds the
+        state after this call. With log_every_n_steps=0 nothing is logged; divergence is checked every 100 steps."""
+        every, max_steps = self.trainer.log_every_n_steps, self.trainer.max_steps
+        last = 0 <= max_steps <= step
         if every and (step % every == 0 or last):
             self._log_train_loss(step, log=True)
         elif not every and (self._loss_count >= 100 or last):
@@ -179,9 +181,8 @@ class LanguageModel(L.LightningModule):
         self.last_losses["loss"] = mean
         if log:  # straight to the loggers at the step self.log would use (as LearningRateMonitor does): self.log
             # would cost ~2 ms a call here, 6% of a 100-step call of the seed's MLP
-            step = self.trainer.fit_loop.epoch_loop._batches_that_stepped
             for logger in self.loggers:
-                logger.log_metrics({"loss/train": mean, "lr": self._lr}, step=step)
+                logger.log_metrics({"loss/train": mean, "lr": self._lr}, step=log_step(self.trainer))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """What a resumed run needs beyond weights, optimizer, scheduler and step (which Lightning saves)

@@ -121,14 +121,15 @@ def check_trainer_args(trainer: Mapping[str, Any]) -> None:
             isinstance(get("fast_dev_run", False), bool) or _whole(get("fast_dev_run"), 0),
             "true, false or a number of batches",
         ),
-        (
-            "precision",
-            str(get("precision") or "32-true") in PRECISIONS,
-            "32-true or bf16-mixed (16-bit float needs loss scaling, which the multi-step path does not do)",
-        ),
     ]
     for flag in ("enable_checkpointing", "enable_progress_bar", "enable_model_summary", "detect_anomaly"):
         rules.append((flag, get(flag) is None or isinstance(get(flag), bool), "true or false"))
+    precision = str(get("precision") or "32-true")
+    if precision not in PRECISIONS:
+        raise ConfigError(
+            f"trainer.precision={precision} is not supported: use 32-true or bf16-mixed (float16 needs loss "
+            "scaling, which the multi-step path does not do)"
+        )
     for key, ok, allowed in rules:
         if not ok:
             raise ConfigError(f"trainer.{key} must be {allowed}, got {get(key)!r}")
@@ -256,6 +257,12 @@ def advance_counters(trainer: L.Trainer, steps: int) -> None:
     else:
         in_epoch = loop.batch_progress.current.ready
         loop.batch_progress.is_last_batch = in_epoch >= trainer.num_training_batches
+
+
+def log_step(trainer: L.Trainer) -> int:
+    """The step axis of Lightning's loggers (what self.log and LearningRateMonitor use): the optimizer steps
+    taken before the current one, so the 100th step's loss, and a validation after it, are at step 99."""
+    return trainer.fit_loop.epoch_loop._batches_that_stepped
 
 
 def validation_follows(trainer: L.Trainer) -> bool:
