@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from makemore.config import resume_checkpoint, run_label, show_config
 from makemore.data.datamodule import CharDataModule
-from makemore.errors import ConfigError
+from makemore.errors import ConfigError, TrainingDiverged
 from makemore.evaluation import mean_nll
 from makemore.io import atomic_write_json, atomic_write_text
 from makemore.models import model_class
@@ -162,6 +162,12 @@ def build_trainer(
         kwargs.pop("gradient_clip_val", None), kwargs.pop("gradient_clip_algorithm", None)
         module.use_path(path.steps_per_call, clip, algorithm)
         datamodule.steps_per_call, datamodule.next_chunk = path.steps_per_call, chunk_length
+        if kwargs.get("profiler"):
+            log.info(
+                "profiler: each Lightning call runs up to %d optimizer steps, so run_training_batch and the "
+                "batch hooks count calls, not steps (steps_per_call=1 profiles Lightning's step-by-step loop)",
+                path.steps_per_call,
+            )
     else:
         module.use_path(1)
         datamodule.steps_per_call, datamodule.next_chunk = 1, None
@@ -210,6 +216,14 @@ def lightning_errors():
         yield
     except MisconfigurationException as e:
         raise ConfigError(f"Lightning refused the trainer settings: {' '.join(str(e).split())}") from None
+    except RuntimeError as e:
+        if "returned nan values" not in str(e):
+            raise
+        first = str(e).splitlines()[0]
+        raise TrainingDiverged(
+            f"trainer.detect_anomaly stopped the run: {first}; torch's warning above shows the forward call that "
+            "made it: lower optimizer.lr, or look at that operation's inputs"
+        ) from None
 
 
 def build_loggers(cfg: DictConfig, purge_step: int | None) -> list[Logger]:
