@@ -227,7 +227,7 @@ class LanguageModel(L.LightningModule):
         self._eval_nll = torch.zeros((), dtype=torch.float64)
         self._eval_count = 0
         val_loss = nll / count
-        self.log("val_loss", val_loss, logger=False)  # equal on every process
+        self.log("val_loss", val_loss, logger=False, sync_dist=True)  # equal on every process already
         if not self.trainer.sanity_checking:
-            self.log("loss/val", val_loss)
+            self.log("loss/val", val_loss, sync_dist=True)
             self.last_losses["val_loss"] = val_loss
