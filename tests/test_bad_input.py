@@ -48,6 +48,7 @@ def cases(tmp_path, names_path):
     }
 
 
+@pytest.mark.slow  # moved out of the default suite (5-minute budget); CI runs it with -m slow
 def test_bad_inputs_fail_clearly(tmp_path, names_path):
     todo = cases(tmp_path, names_path)
 

@@ -173,6 +173,7 @@ def test_a_checkpoint_config_naming_code_or_unknown_keys_is_refused_in_process(s
     assert not marker.exists()
 
 
+@pytest.mark.slow  # moved out of the default suite (5-minute budget); CI runs it with -m slow
 def test_every_command_refuses_a_crafted_checkpoint_in_one_line_without_running_it(short_run, names_path, tmp_path):
     """sample.py, eval.py, resume= and ckpt_path= all read checkpoints through the same check."""
     marker = tmp_path / "touched"

@@ -1,8 +1,10 @@
-"""The training path steps the torch optimizer itself, K steps per Lightning call, and records them in
-Lightning's private manual-optimization step counter (makemore.training.module._count_optimizer_steps). It also
-steps the optimizer under torch's per-call wrappers (makemore.training.optim.unwrapped_step). These
-guard both contracts: if a Lightning release renames the counter or changes what global_step means, these
-fail loudly instead of training the wrong number of steps, decaying at the wrong step or resuming elsewhere."""
+"""The multi-step path steps the torch optimizer itself, k steps per Lightning call, and tells Lightning's loop
+through private counters (makemore.training.plan.advance_counters: the manual-optimization step counter, the
+batch progress, `_batches_that_stepped`), asks it whether a validation follows (`_should_check_val_fx`) and reads
+ModelCheckpoint's step interval. It also steps the optimizer under torch's per-call wrappers
+(makemore.training.optim.unwrapped_step). These tests guard those contracts: if a Lightning release renames a
+counter or changes what it means, they fail loudly instead of training the wrong number of steps, validating,
+logging or decaying at the wrong step, or resuming elsewhere."""
 
 import json
 import warnings
@@ -85,3 +87,35 @@ def test_the_unwrapped_optimizer_step_is_torchs_step(settings):
     optimizer.param_groups[0]["params"][0].grad = torch.ones(2)
     unwrapped_step(optimizer)()
     assert calls == [1]  # with a hook registered, the wrapped step runs it
+
+
+def test_the_private_lightning_attributes_the_plan_uses_are_there():
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+    loop = trainer.fit_loop.epoch_loop
+    assert loop.manual_optimization.optim_step_progress.total.completed == 0
+    assert loop.batch_progress.current.ready == 0 and loop.batch_progress.total.ready == 0
+    assert loop._batches_that_stepped == 0
+    assert callable(loop._should_check_val_fx) and hasattr(trainer.fit_loop, "_data_fetcher")
+    checkpoint = ModelCheckpoint(every_n_train_steps=30, train_time_interval=None)
+    assert checkpoint._every_n_train_steps == 30 and checkpoint._train_time_interval is None
+
+
+def test_lightnings_counters_count_every_step_of_a_call(names_path, tmp_path):
+    """After a multi-step run, Lightning's own batch and logging counters hold optimizer steps, not calls."""
+    from makemore.training.train import build_loggers, build_module, build_trainer, prepare_datamodule
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=[f"data.path={names_path}", *RUN, f"run_dir={tmp_path}", "batch_size=8192"])
+    tmp_path.mkdir(exist_ok=True)
+    datamodule = prepare_datamodule(cfg)  # 182,625 / 8192: epochs of 23 minibatches
+    module = build_module(cfg, datamodule)
+    trainer = build_trainer(cfg, module, datamodule, build_loggers(cfg, None), [])
+    trainer.fit(module, datamodule=datamodule)
+    loop = trainer.fit_loop.epoch_loop
+    assert trainer.global_step == loop.batch_progress.total.completed == loop._batches_that_stepped == 37
+    assert loop.batch_progress.current.completed == 37 - 23  # 14 minibatches into the second epoch
+    assert trainer.current_epoch == 2  # Lightning counts the stopped epoch as done at the end of fit

@@ -309,6 +309,7 @@ def test_self_log_in_a_subclass_lands_on_optimizer_steps(names_path, tmp_path, c
     assert "LoggingModel, a subclass" in caplog.text
 
 
+@pytest.mark.filterwarnings("ignore:Error detected in")  # torch's forward traceback, which is the point
 def test_detect_anomaly_stops_at_the_first_nan_in_one_line(names_path, tmp_path):
     with pytest.raises(TrainingDiverged, match=r"trainer.detect_anomaly stopped the run: Function '\w+' returned nan"):
         fit(

@@ -158,6 +158,7 @@ def test_the_lr_finders_skip_follows_its_length():
     check_lr_find_options(compose_tool("train", "lr_find.num_training=100"))
 
 
+@pytest.mark.slow  # moved out of the default suite (5-minute budget); CI runs it with -m slow
 def test_sample_and_eval_refuse_bad_options_in_one_line(short_run):
     cases = [("sample.py", [f"ckpt={short_run}", "n=0"], "n must be a positive integer, got 0")]
     cases += [("sample.py", [], "ckpt is required"), ("eval.py", [], "ckpt is required")]

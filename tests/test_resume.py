@@ -114,6 +114,7 @@ def test_ctrl_c_finishes_the_call_saves_and_exits_130(names_path, tmp_path):
     assert torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == step
 
 
+@pytest.mark.slow  # moved out of the default suite (5-minute budget); CI runs it with -m slow
 def test_refusals_to_resume(short_run, names_path, tmp_path):
     """A checkpoint of another model, a corrupted or truncated one, a missing one: one line each."""
     last = short_run / "checkpoints" / "last.ckpt"
