@@ -207,6 +207,9 @@ def test_a_sanity_check_is_never_shown_as_a_validation(names_path, tmp_path, cap
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("step ")]
     with_val = [int(line.split()[1].split("/")[0]) for line in lines if "| val " in line]
     assert with_val == [100, 200]  # only right after the two validations of the run
+    train = dict(scalars(tmp_path / "r")["loss/train"])
+    shown = {int(line.split()[1].split("/")[0]): float(line.split("| loss ")[1].split()[0]) for line in lines}
+    assert shown[100] == pytest.approx(train[99], abs=1e-4) and shown[200] == pytest.approx(train[199], abs=1e-4)
 
 
 def test_learning_rate_monitor_logs_on_the_losses_steps(names_path, tmp_path):

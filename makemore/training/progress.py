@@ -70,7 +70,8 @@ class StepProgress(ProgressBar):
         elif step // self._every > self._shown // self._every or last:
             self._shown = step
             rate = (step - self._start_step) / max(time.perf_counter() - self._start_time, 1e-9)
-            self._pending = {"step": step, "max_steps": trainer.max_steps, "rate": rate}
+            losses = self.get_metrics(trainer, pl_module)  # the module has logged this step's loss already
+            self._pending = {"step": step, "max_steps": trainer.max_steps, "rate": rate, "loss": losses.get("loss")}
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._pending is not None and not trainer.sanity_checking:
@@ -83,15 +84,14 @@ class StepProgress(ProgressBar):
             self._bar = None
 
     def _flush(self, pl_module: L.LightningModule, with_val: bool = False) -> None:
-        """Print the waiting line, with the latest train loss (the module logs it after this callback's
-        on_train_batch_end) and, right after a validation, its val loss."""
+        """Print the waiting line, with its step's latest train loss and, right after a validation, its val loss."""
         if self._pending is None:
             return
         p, self._pending = self._pending, None
         losses = getattr(pl_module, "last_losses", {})
         parts = [f"step {p['step']}/{p['max_steps']}"]
-        if "loss" in losses:
-            parts.append(f"loss {losses['loss']:.4f}")
+        if p["loss"] is not None:
+            parts.append(f"loss {p['loss']:.4f}")
         if with_val and "val_loss" in losses:
             parts.append(f"val {losses['val_loss']:.4f}")
         parts.append(f"{p['rate']:.0f} steps/s")
