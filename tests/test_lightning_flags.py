@@ -75,7 +75,7 @@ def test_both_paths_take_the_same_steps(names_path, tmp_path):
         ), tag
 
 
-@pytest.mark.parametrize("algorithm", ["norm", "value"])
+@pytest.mark.parametrize("algorithm", ["norm", pytest.param("value", marks=pytest.mark.slow)])
 def test_gradient_clip_val_clips_as_lightning_does(names_path, tmp_path, algorithm):
     """trainer.gradient_clip_val (before: a traceback): the multi-step path clips exactly as Lightning's own
     loop does (the one-step path, where Lightning clips), and clipping changes the run."""
@@ -389,6 +389,7 @@ def test_fast_dev_run_runs_a_step_and_saves_nothing(names_path, tmp_path):
     assert not list((tmp_path / "tmp").rglob("*.ckpt")) and not list((tmp_path / "tmp").rglob("metrics.json"))
 
 
+@pytest.mark.slow  # four processes; the default suite keeps its 5-minute budget
 def test_hydra_habits(names_path, tmp_path):
     """logger=null works like ~logger; hydra.job.chdir=true finds relative paths from where the user ran;
     +experiment=fast says to drop the +; sample.py/eval.py --help list their own options only."""

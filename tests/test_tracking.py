@@ -177,8 +177,8 @@ def test_wandb_offline_run_holds_the_series_config_name_and_tags(names_path, tmp
         elif kind == "run":
             runs.append(record.run)
     train_loss = [(row["trainer/global_step"], row["loss/train"]) for row in history if "loss/train" in row]
-    assert [step for step, _ in train_loss] == [100, 200, 300]
-    assert [row["trainer/global_step"] for row in history if "loss/val" in row] == [150, 300]
+    assert [step for step, _ in train_loss] == [99, 199, 299]  # Lightning's step axis, as in every logger
+    assert [row["trainer/global_step"] for row in history if "loss/val" in row] == [149, 299]
     assert config["model"]["hidden"] == 200 and config["model"]["name"] == "mlp"
     assert runs[0].display_name == "wb_try" and list(runs[0].tags) == ["smoke"]
 
