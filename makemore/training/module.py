@@ -69,7 +69,6 @@ class LanguageModel(L.LightningModule):
         """1: the one-step path (automatic optimization; Lightning clips). More: the multi-step path, which clips
         as trainer.gradient_clip_val / gradient_clip_algorithm say (Lightning refuses them with manual
         optimization)."""
-        self.steps_per_call = steps_per_call
         self.automatic_optimization = steps_per_call == 1
         self.clip_val = clip_val or None
         self.clip_value_not_norm = clip_algorithm == "value"

@@ -13,6 +13,7 @@
   module, steps_per_call=1). The run says so once.
 """
 
+import inspect
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -144,8 +145,6 @@ def check_trainer_args(trainer: Mapping[str, Any]) -> None:
 
 
 def _trainer_arguments() -> list[str]:
-    import inspect
-
     return [name for name in inspect.signature(L.Trainer.__init__).parameters if name != "self"]
 
 
@@ -171,7 +170,7 @@ def steps_per_epoch(trainer: Mapping[str, Any], minibatches: int) -> int:
 
 
 @dataclass
-class Path_:
+class TrainingPath:
     """Which path a run takes: `steps_per_call` > 1 is the multi-step path; 1 is Lightning's automatic
     optimization, one minibatch per call, with `reason` saying why."""
 
@@ -194,7 +193,7 @@ def _acts_per_step(callback: Callback) -> bool:
 
 def choose_path(
     most_steps_per_call: int, trainer: Mapping[str, Any], callbacks: list[Callback], module_type: type
-) -> Path_:
+) -> TrainingPath:
     """The multi-step path unless something needs Lightning's own step-by-step loop."""
     from makemore.training.module import LanguageModel
 
@@ -214,8 +213,8 @@ def choose_path(
     if per_step:
         reasons.append(f"{', '.join(per_step)} acts on every training batch")
     if reasons:
-        return Path_(1, "; ".join(reasons))
-    return Path_(most_steps_per_call)
+        return TrainingPath(1, "; ".join(reasons))
+    return TrainingPath(most_steps_per_call)
 
 
 def chunk_length(trainer: L.Trainer, most: int, total: int, in_epoch: int) -> int:
@@ -269,11 +268,3 @@ def validation_follows(trainer: L.Trainer) -> bool:
     """Whether Lightning runs a validation right after this call (asked from on_train_batch_end)."""
     loop = trainer.fit_loop.epoch_loop
     return bool(loop._should_check_val_fx(trainer.fit_loop._data_fetcher))
-
-
-def positions(trainer: L.Trainer | None) -> tuple[int, int]:
-    """(minibatches of the run so far, minibatches of this epoch so far), from Lightning's batch counters."""
-    if trainer is None:
-        return 0, 0
-    progress = trainer.fit_loop.epoch_loop.batch_progress
-    return progress.total.ready, progress.current.ready
