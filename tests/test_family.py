@@ -23,7 +23,7 @@ from makemore.training.train import train
 
 from .conftest import REPO
 
-CONTEXT_OF = {"bigram": 1, "mlp": 3, "wavenet": 8}  # the rest read windows of 16
+CONTEXT_OF = {"bigram": 1, "mlp": 3, "mlp_batchnorm": 3, "wavenet": 8}  # the rest read windows of 16
 
 
 def config(*overrides: str):
@@ -52,7 +52,7 @@ ITEMS = ["emma", "olivia", "ava", "isabella", "sophiabellamaria", "mia"]  # one 
 
 
 def small_model(name: str, vocab_size: int, block_size: int):
-    knobs = {"emb_dim": 10, "hidden": 32} if name == "mlp" else {}
+    knobs = {"emb_dim": 10, "hidden": 32} if name in ("mlp", "mlp_batchnorm") else {}
     return build_model({"name": name, "block_size": block_size, **knobs}, vocab_size).eval()
 
 
@@ -101,7 +101,7 @@ def test_sequence_loss_is_the_mean_over_targets_of_each_windows_prediction(name)
 
 
 # The default suite runs one sequence model (bag of words, the quickest) through every tool (the MLP is covered
-# by the other test files); the slow suite runs the other seven.
+# by the other test files); the slow suite runs the others.
 FAMILY = [n if n == "bow" else pytest.param(n, marks=pytest.mark.slow) for n in sorted(MODELS)]
 
 

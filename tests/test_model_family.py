@@ -7,13 +7,16 @@ import torch.nn.functional as F
 
 from makemore.models.bigram import Bigram
 from makemore.models.bow import BoW
+from makemore.models.mlp_batchnorm import MLPBatchNorm
 from makemore.models.rnn import GRU, LSTM, RNN
 from makemore.models.transformer import Transformer
 from makemore.models.wavenet import WaveNet
+from makemore.training.optim import build_optimizer
 
 V = 27
 SEQUENCE = [RNN, GRU, LSTM, BoW, Transformer]
-CONTEXT = [Bigram, WaveNet]
+CONTEXT = [Bigram, MLPBatchNorm, WaveNet]
+DEFAULT_BLOCK_SIZE = {Bigram: 1, MLPBatchNorm: 3, WaveNet: 8}  # the sequence models: 16
 ALL = CONTEXT + SEQUENCE
 
 
@@ -40,7 +43,7 @@ def walk(n: int, length: int) -> torch.Tensor:
 def test_interface(family):
     model = family(V)
     assert family.view in ("context", "sequence")
-    assert model.block_size == (1 if family is Bigram else 8 if family is WaveNet else 16)
+    assert model.block_size == DEFAULT_BLOCK_SIZE.get(family, 16)
 
 
 @pytest.mark.parametrize("family", SEQUENCE)
@@ -113,6 +116,78 @@ def test_wavenet_first_loss_is_near_uniform():
     torch.manual_seed(0)
     x, y = torch.randint(0, V, (512, 8)), torch.randint(0, V, (512,))
     assert abs(F.cross_entropy(WaveNet(V)(x), y).item() - math.log(V)) < 0.1
+
+
+def test_mlp_batchnorm_has_the_lectures_parameter_count():
+    # the lecture's 12,297 less the hidden bias it kept (BatchNorm subtracts it out): 270 + 6000 + 400 + 5427
+    assert sum(p.numel() for p in MLPBatchNorm(V).parameters()) == 12_097
+
+
+def test_mlp_batchnorm_first_loss_is_near_uniform():
+    torch.manual_seed(0)
+    x, y = torch.randint(0, V, (512, 3)), torch.randint(0, V, (512,))
+    assert abs(F.cross_entropy(MLPBatchNorm(V)(x), y).item() - math.log(V)) < 0.05
+
+
+def test_mlp_batchnorm_standardizes_the_pre_activations_whatever_the_weights():
+    """In training, each hidden unit's tanh input is unit Gaussian over the minibatch even with weights that
+    would saturate tanh without BatchNorm (x10 and a shift: most |x W| above 3)."""
+    torch.manual_seed(0)
+    model = MLPBatchNorm(V, n_layer=2).train()
+    with torch.no_grad():
+        for layer in model.layers:
+            if isinstance(layer, torch.nn.Linear):
+                layer.weight.mul_(10).add_(1)
+    pre = []
+    hooks = [m.register_forward_hook(lambda m, i, o: pre.append((i[0], o))) for m in model.layers[1::3]]
+    model(torch.randint(0, V, (256, 3)))
+    for hook in hooks:
+        hook.remove()
+    assert len(pre) == 2
+    for before, after in pre:
+        assert (before.abs() > 3).float().mean() > 0.5  # what tanh would have seen: mostly saturated
+        assert after.mean(0).abs().max() < 1e-5
+        assert (after.var(0, unbiased=False) - 1).abs().max() < 1e-3
+
+
+def test_mlp_batchnorm_scores_one_context_alone_with_its_running_statistics():
+    """Eval mode: one context's logits are the same alone as inside a batch, and from a saved state_dict
+    (the running mean and variance are buffers in it); training mode: they depend on the batch."""
+    torch.manual_seed(0)
+    model = MLPBatchNorm(V, bn_momentum=0.5).train()
+    with torch.no_grad():
+        for _ in range(5):  # move the running statistics away from (0, 1)
+            model(torch.randint(0, V, (64, 3)))
+    bn = model.layers[1]
+    assert bn.running_mean.abs().max() > 0.1 and int(bn.num_batches_tracked) == 5
+    x = torch.randint(0, V, (16, 3))
+    with torch.no_grad():
+        assert not torch.allclose(model(x)[:1], model(x[:4])[:1], atol=1e-4)  # batch statistics
+        model.eval()
+        together = model(x)
+        assert torch.allclose(model(x[:1]), together[:1], atol=1e-6)
+        copy = MLPBatchNorm(V, init_seed=1).eval()
+        copy.load_state_dict(model.state_dict())
+        assert torch.equal(copy(x), together)
+
+
+def test_mlp_batchnorm_gains_get_no_weight_decay_and_buffers_stay_out_of_the_flat_parameters():
+    torch.manual_seed(0)
+    model = MLPBatchNorm(V, hidden=16)
+    optimizer, _ = build_optimizer({"name": "sgd", "lr": 0.1, "weight_decay": 0.1}, model)
+    decay, no_decay = (group["params"][0] for group in optimizer.param_groups)
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [0.1, 0.0]
+    assert decay.numel() == 27 * 10 + 30 * 16 + 16 * 27  # the embedding and the two weight matrices
+    assert no_decay.numel() == 16 + 16 + 27  # BatchNorm's gain and bias, the output bias
+    bn = model.layers[1]
+    assert bn.weight.data_ptr() == no_decay.data_ptr()  # BatchNorm's gain lives in the no-decay flat tensor
+    mean_before = bn.running_mean.clone()
+    x, y = torch.randint(0, V, (32, 3)), torch.randint(0, V, (32,))
+    F.cross_entropy(model(x), y).backward()
+    optimizer.step()
+    assert not torch.equal(bn.running_mean, mean_before)  # the running statistics still update in training
+    assert not torch.equal(bn.weight, torch.ones(16))  # and the gain is trained through its view
+    assert all(b.data_ptr() not in (decay.data_ptr(), no_decay.data_ptr()) for b in model.buffers())
 
 
 def test_transformer_refuses_emb_dim_not_divisible_by_n_head():

@@ -17,6 +17,7 @@ from makemore.errors import ConfigError
 from makemore.models.bigram import Bigram
 from makemore.models.bow import BoW
 from makemore.models.mlp import MLP
+from makemore.models.mlp_batchnorm import MLPBatchNorm
 from makemore.models.rnn import GRU, LSTM, RNN
 from makemore.models.transformer import Transformer
 from makemore.models.wavenet import WaveNet
@@ -25,6 +26,7 @@ from makemore.plain import check_keys, check_plain
 MODELS: dict[str, type[nn.Module]] = {
     "bigram": Bigram,
     "mlp": MLP,
+    "mlp_batchnorm": MLPBatchNorm,
     "wavenet": WaveNet,
     "rnn": RNN,
     "gru": GRU,
@@ -81,6 +83,7 @@ __all__ = [
     "RNN",
     "Bigram",
     "BoW",
+    "MLPBatchNorm",
     "Transformer",
     "WaveNet",
     "build_model",
