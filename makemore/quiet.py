@@ -8,7 +8,6 @@ from contextlib import contextmanager
 
 _NOISE = (
     "💡 Tip:",  # Lightning's advertisements for its cloud products
-    "Seed set to",  # seed_everything: the seed is in the printed config
     "TPU available: False",  # no TPU: nothing to act on (the GPU line stays: it says whether a GPU is used)
     "`Trainer.fit` stopped: `max_steps=",  # the end of every run, which the run's summary says ("done: ...")
     "Experiment with name",  # MLflow: the first run of an experiment creates it, as it should
@@ -23,7 +22,6 @@ _NOISY_LOGGERS = (
     "lightning.pytorch.utilities.rank_zero",
     "lightning.fabric.utilities.rank_zero",
     "lightning.pytorch.loggers.mlflow",
-    "lightning.fabric.utilities.seed",
     "lightning.pytorch.trainer.connectors.checkpoint_connector",
 )
 
@@ -64,13 +62,6 @@ def quiet_third_party_output() -> None:
         message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
         category=FutureWarning,
         module=r"lightning\.pytorch\.utilities\._pytree",
-    )
-    # torch 2.5's SequentialLR (a warmup before the schedule) passes the deprecated epoch argument itself.
-    warnings.filterwarnings(
-        "ignore",
-        message=r"The epoch parameter in `scheduler\.step\(\)` was not necessary",
-        category=UserWarning,
-        module=r"torch\.optim\.lr_scheduler",
     )
 
 

@@ -1,28 +1,34 @@
 """Fetch the default dataset once into the data cache, verified and written atomically."""
 
-import hashlib
+import re
+import socket
 import urllib.error
-import urllib.request
 from pathlib import Path
 
+from torch.hub import download_url_to_file
+
 from makemore.errors import DataError
-from makemore.io import atomic_write_bytes
 
 
 def download(url: str, dest: str | Path, sha256: str, timeout_s: float = 30.0) -> Path:
-    """Download `url` to `dest` unless it is there; a failed or corrupt download leaves no file."""
+    """Download `url` to `dest` unless it is there; a failed or corrupt download leaves no file (torch.hub
+    writes a temp file beside `dest`, checks its sha256 and only then moves it into place)."""
     dest = Path(dest)
     if dest.exists():
         return dest
     how_to = f"download it yourself to {dest}, or pass your own file with data.path=/path/to/file.txt"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout_s)  # download_url_to_file takes no timeout; its urlopen uses this one
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
-            payload = response.read()
+        download_url_to_file(url, str(dest), hash_prefix=sha256, progress=False)
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
         raise DataError(f"could not download {url}: {reason}; {how_to}") from None
-    digest = hashlib.sha256(payload).hexdigest()
-    if digest != sha256:
-        raise DataError(f"download of {url} has sha256 {digest}, expected {sha256}; {how_to}")
-    atomic_write_bytes(dest, payload)
+    except RuntimeError as e:  # torch.hub's 'invalid hash value (expected "...", got "<digest>")'
+        got = re.search(r'got "([0-9a-f]+)"', str(e))
+        digest = got.group(1) if got else f"other than expected ({e})"
+        raise DataError(f"download of {url} has sha256 {digest}, expected {sha256}; {how_to}") from None
+    finally:
+        socket.setdefaulttimeout(timeout)
     return dest

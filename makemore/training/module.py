@@ -192,6 +192,9 @@ class LanguageModel(L.LightningModule):
             checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        for i, state in enumerate(checkpoint.get("lr_schedulers", [])):
+            if "lr_lambdas" not in state:  # the scheduler chain before LambdaLR: its step is all LambdaLR needs
+                checkpoint["lr_schedulers"][i] = {"last_epoch": state["last_epoch"], "lr_lambdas": [None]}
         if "train_loss_since_log" in checkpoint:
             self._loss_sum.copy_(checkpoint["train_loss_since_log"]["sum"])
             self._loss_count = checkpoint["train_loss_since_log"]["count"]

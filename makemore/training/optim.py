@@ -5,13 +5,15 @@ Optimizers: `sgd` (the seed's) and `adamw`. Schedules, stepped once per optimize
 linear warmup of warmup_steps (from lr / warmup_steps up to lr).
 """
 
+import bisect
 import inspect
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from torch import nn
-from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, LRScheduler, MultiStepLR, SequentialLR
+from torch.optim.lr_scheduler import LambdaLR
 from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
 
 from makemore.errors import ConfigError
@@ -129,17 +131,30 @@ def check_scheduler_config(config: Mapping[str, Any] | None, where: str = "sched
         raise ConfigError(f"{where}.milestones={list(config['milestones'])} must come after warmup_steps={warmup}")
 
 
-def build_scheduler(config: Mapping[str, Any] | None, optimizer: torch.optim.Optimizer) -> LRScheduler | None:
+def lr_factor(config: Mapping[str, Any], base_lr: float) -> Callable[[int], float]:
+    """The schedule `config` names as a function of the optimizer step: the factor on base_lr at that step."""
+    name, warmup = config["name"], config.get("warmup_steps", 0)
+    milestones = sorted(config.get("milestones", []))
+    gamma, total, min_lr = config.get("gamma", 0.1), config.get("total_steps"), config.get("min_lr", 0.0)
+
+    def factor(step: int) -> float:
+        if step < warmup:  # linear from 1 / warmup_steps at step 0 to 1 at warmup_steps
+            return 1 / warmup + (1 - 1 / warmup) * step / warmup
+        if name == "step":  # the milestones count from step 0
+            return gamma ** bisect.bisect_right(milestones, step)
+        if name == "cosine":
+            cosine = (1 + math.cos(math.pi * (step - warmup) / (total - warmup))) / 2
+            return (min_lr + (base_lr - min_lr) * cosine) / base_lr
+        return 1.0
+
+    return factor
+
+
+def build_scheduler(config: Mapping[str, Any] | None, optimizer: torch.optim.Optimizer) -> LambdaLR | None:
+    """The schedule as one LambdaLR (its state is the step, last_epoch); None for a constant lr without warmup."""
     check_scheduler_config(config)
     config = config or {"name": "constant"}
-    name, warmup = config["name"], config.get("warmup_steps", 0)
-    ramp = LinearLR(optimizer, start_factor=1 / warmup, total_iters=warmup) if warmup else None
-    if name == "constant":
-        return ramp  # after the warmup LinearLR stays at the full lr
-    if name == "step":  # the milestones count from step 0, the schedule after the warmup from warmup_steps
-        milestones = [m - warmup for m in config["milestones"]]
-        main: LRScheduler = MultiStepLR(optimizer, milestones=milestones, gamma=config.get("gamma", 0.1))
-    else:
-        total, min_lr = config["total_steps"], config.get("min_lr", 0.0)
-        main = CosineAnnealingLR(optimizer, T_max=total - warmup, eta_min=min_lr)
-    return main if ramp is None else SequentialLR(optimizer, [ramp, main], milestones=[warmup])
+    if config["name"] == "constant" and not config.get("warmup_steps", 0):
+        return None
+    base_lrs = [group.get("initial_lr", group["lr"]) for group in optimizer.param_groups]
+    return LambdaLR(optimizer, [lr_factor(config, base_lr) for base_lr in base_lrs])
