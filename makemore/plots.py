@@ -6,6 +6,7 @@ import math
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -14,6 +15,7 @@ matplotlib.use("Agg")  # files and TensorBoard only, never a window
 import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
+from matplotlib.transforms import Bbox
 
 from makemore.io import atomic_write_bytes
 
@@ -83,18 +85,56 @@ def knob_figure(points: list[tuple[float, float]], knob: str) -> Figure:
     return fig
 
 
-def family_figure(rows: list[dict]) -> Figure:
-    """Val loss against parameters and against training time, one labelled point per run."""
+MARKER_SIZE = 40  # of a run's point in the family figure, in points^2 (scatter's s)
+# Where a point's label may go, tried in turn until one covers no point or label and stays inside the axes:
+# (offset in points, horizontal alignment): right and above, right and below, left and above, left and below.
+LABEL_PLACES = [((5, 4), "left"), ((5, -11), "left"), ((-5, 4), "right"), ((-5, -11), "right")]
+
+
+def _label_points(ax, points: list[tuple[float, float, str, Any]]) -> None:
+    """One small label per point, each placed where it covers no point and no label placed before it (if it
+    can), so that each label sits next to its own point; a label has its point's colour."""
+    renderer = ax.figure.canvas.get_renderer()
+    inside, half = ax.get_window_extent(renderer), renderer.points_to_pixels(MARKER_SIZE**0.5 / 2)
+    centres = ax.transData.transform([(x, y) for x, y, _, _ in points])
+    placed = [Bbox.from_extents(cx - half, cy - half, cx + half, cy + half) for cx, cy in centres]
+
+    def label(x: float, y: float, text: str, color: Any, offset: tuple[int, int], ha: str):
+        note = ax.annotate(text, (x, y), textcoords="offset points", xytext=offset, ha=ha, fontsize=8, color=color)
+        return note, note.get_window_extent(renderer)
+
+    for x, y, text, color in points:
+        for offset, ha in LABEL_PLACES:
+            note, box = label(x, y, text, color, offset, ha)
+            fits = inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1
+            if fits and not any(box.overlaps(other) for other in placed):
+                break
+            note.remove()
+        else:  # no free place: the first one, overlapping
+            note, box = label(x, y, text, color, *LABEL_PLACES[0])
+        placed.append(box)
+
+
+def family_figure(rows: list[dict], subtitle: str | None = None) -> Figure:
+    """Val loss against parameters and against training time, one labelled point per run (a colour per run,
+    the same in both panels); `subtitle` says which data (compare.py: the data line)."""
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.5), sharey=True)
-    for ax, key, label in ((axes[0], "num_params", "parameters"), (axes[1], "train_time_s", "training time (s)")):
+    panels = ((axes[0], "num_params", "parameters"), (axes[1], "train_time_s", "training time (s)"))
+    names = [row["run"].removeprefix("experiment=") for row in rows]
+    for ax, key, axis_name in panels:
         for row in rows:
-            ax.scatter(row[key], row["val_loss"], s=40)
-            label = row["run"].removeprefix("experiment=")
-            ax.annotate(label, (row[key], row["val_loss"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+            ax.scatter(row[key], row["val_loss"], s=MARKER_SIZE)
         ax.set_xscale("log")
-        ax.set_xlabel(f"{label} (log scale)")
+        ax.margins(x=0.08, y=0.08)
+        if len(values := {row[key] for row in rows}) == 1 and (value := values.pop()) > 0:
+            ax.set_xlim(value / 3, value * 3)  # one x value: centred (log autoscale would put it at the edge)
+        ax.set_xlabel(f"{axis_name} (log scale)")
         ax.grid(which="both", alpha=0.3)
     axes[0].set_ylabel("val loss (nats/char, whole split)")
-    fig.suptitle("the model family on one metric: val loss against size and against training time")
+    title = "the model family on one metric: val loss against size and against training time"
+    fig.suptitle(title + (f"\n{subtitle}" if subtitle else ""))
     fig.tight_layout()
+    for ax, key, _ in panels:  # after the layout, so that the labels are placed where they will be drawn
+        colors = [dot.get_facecolor()[0] for dot in ax.collections]
+        _label_points(ax, [(row[key], row["val_loss"], n, c) for row, n, c in zip(rows, names, colors, strict=True)])
     return fig

@@ -19,6 +19,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from makemore import tables
 from makemore.errors import JobsFailed
 from makemore.io import atomic_write_json, atomic_write_text
 
@@ -74,10 +75,8 @@ def _fmt(column: str, value: Any) -> str:
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for row in rows:
-        lines.append("| " + " | ".join(_fmt(c, row.get(c)).replace("|", "\\|") for c in COLUMNS) + " |")
-    return "\n".join(lines) + "\n"
+    """summary.md: the rows under the COLUMNS names, blank where a job has no value."""
+    return tables.markdown_table(COLUMNS, ([_fmt(c, row.get(c)) for c in COLUMNS] for row in rows))
 
 
 def write_summary(sweep_dir: str | Path) -> list[dict[str, Any]]:

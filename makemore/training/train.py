@@ -255,7 +255,9 @@ def write_results(
     if callback is not None and callback.best_model_path:
         best_path = Path(callback.best_model_path)
         best, best_ckpt = load_checkpoint(best_path)
-        best_step, best_file = best_ckpt["global_step"], str(best_path.relative_to(run_dir))
+        # relative to the run dir; absolute when it is the best of the run that ckpt_path= continued
+        best_file = str(best_path.relative_to(run_dir) if best_path.is_relative_to(run_dir) else best_path)
+        best_step = best_ckpt["global_step"]
     else:
         best, best_step, best_file = module.cpu().eval(), trainer.global_step, None
     losses = {
@@ -268,6 +270,7 @@ def write_results(
         "num_params": best.num_params,
         "vocab_size": datamodule.vocab.size,
         "split_sizes": datamodule.split_sizes,
+        "data": {key: datamodule.record()[key] for key in ("path", "sha256")},  # what compare.py tells apart
         "steps": trainer.global_step,
         "resumed_from_step": start_step,
         "train_time_s": round(train_time_s, 2),
