@@ -1,7 +1,6 @@
 """Config helpers: resolvers used by conf/*.yaml and validation that runs before any work is done."""
 
 import json
-import math
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -38,44 +37,38 @@ def register_resolvers() -> None:
             OmegaConf.register_new_resolver(name, resolver)
 
 
-def _positive_int(value: object, key: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+NOT_MAKEMORES = ("hydra", "run_dir", "trainer", "logger", "callbacks")  # Hydra's and Lightning's (trainer: plan.py)
 
 
 def validate_config(cfg: DictConfig) -> None:
-    """Refuse out-of-range values with the key's name and allowed range, before data is read."""
+    """Refuse out-of-range values with the key's name and allowed range (makemore.schema), before data is read."""
     import torch
 
+    from makemore import schema
     from makemore.models import build_model
-    from makemore.training.optim import check_optimizer_config, check_scheduler_config
     from makemore.training.plan import check_trainer_args
 
-    for key in ("block_size", "emb_dim", "hidden", "batch_size", "val_every", "steps_per_call", "ckpt_every"):
-        _positive_int(OmegaConf.select(cfg, key), key)
-    if isinstance(cfg.log_every, bool) or not isinstance(cfg.log_every, int) or cfg.log_every < 0:
-        raise ConfigError(f"log_every must be a whole number of steps >= 0 (0: never log), got {cfg.log_every!r}")
-    for key in ("data.block_size", "data.batch_size"):
-        _positive_int(OmegaConf.select(cfg, key), key)
-    clip = cfg.get("grad_clip")
-    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, int | float) or clip <= 0):
-        raise ConfigError(f"grad_clip must be a positive number (the largest gradient norm) or null, got {clip!r}")
-    check_trainer_args(trainer_settings(cfg))
-    _check_run_knobs(cfg)
-    model = OmegaConf.to_container(cfg.model, resolve=True)
-    with torch.random.fork_rng(devices=[]):  # its knobs, then its constructor's own rules (heads divide emb_dim ...)
-        build_model(model, vocab_size=2)
-    if model.get("block_size", cfg.data.block_size) != cfg.data.block_size:
+    values = {key: _plain(cfg, key) for key in cfg if key not in NOT_MAKEMORES}
+    schema.check(schema.TrainConfig, values)
+    check_trainer_args(trainer_settings(cfg))  # before the schedule: max_steps=-1 makes its milestones 0
+    schema.check_model(values["model"])
+    schema.check_optimizer(values["optimizer"])
+    schema.check_scheduler(values["scheduler"])
+    with torch.random.fork_rng(devices=[]):  # the model constructor's own rules (heads divide emb_dim ...)
+        build_model(values["model"], vocab_size=2)
+    if values["model"].get("block_size", cfg.data.block_size) != cfg.data.block_size:
         raise ConfigError(
-            f"model.block_size={model['block_size']} differs from data.block_size={cfg.data.block_size}; "
+            f"model.block_size={values['model']['block_size']} differs from data.block_size={cfg.data.block_size}; "
             "set the top-level block_size=N to change both"
         )
-    check_optimizer_config(OmegaConf.to_container(cfg.optimizer, resolve=True))
-    check_scheduler_config(OmegaConf.to_container(cfg.scheduler, resolve=True) if cfg.get("scheduler") else None)
-    split = list(cfg.data.split)
-    if len(split) != 3 or any(f <= 0 for f in split) or not math.isclose(sum(split), 1.0):
-        raise ConfigError(f"data.split must be three positive fractions (train, val, test) summing to 1, got {split}")
     _check_checkpoint_paths(cfg)
+
+
+def validate_job(cfg: DictConfig) -> None:
+    """A sweep's job is checked in its task, with its own overrides, so that a bad one is a failed row of the
+    sweep; a single run was checked by CheckConfigFirst before its run dir existed."""
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        validate_config(cfg)
 
 
 def trainer_settings(cfg: DictConfig) -> dict[str, Any]:
@@ -93,86 +86,23 @@ def _plain(node: DictConfig, key: str) -> Any:
     return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
-def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _check_run_knobs(cfg: DictConfig) -> None:
-    """The top-level knobs of train.yaml that are not sizes: each with its allowed range."""
-    _positive_int(cfg.sample.num_samples, "sample.num_samples")
-    _positive_int(cfg.sample.max_len, "sample.max_len")
-    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
-        raise ConfigError(f"seed must be an integer, got {cfg.seed!r}")
-    if not (_number(cfg.decay_at) and 0 < cfg.decay_at <= 1):
-        raise ConfigError(f"decay_at must be a fraction of the run in (0, 1], got {cfg.decay_at!r}")
-    if not (_number(cfg.divergence_factor) and cfg.divergence_factor > 1):
-        raise ConfigError(f"divergence_factor must be a number > 1 (x ln V), got {cfg.divergence_factor!r}")
-    if cfg.threads is not None:
-        _positive_int(cfg.threads, "threads")
-    if not (_number(cfg.one_thread_below) and cfg.one_thread_below >= 0):
-        raise ConfigError(f"one_thread_below must be a number >= 0, got {cfg.one_thread_below!r}")
-    if cfg.matmul_precision not in ("highest", "high", "medium"):
-        raise ConfigError(f"matmul_precision must be highest, high or medium, got {cfg.matmul_precision!r}")
-
-
-def _required_checkpoint(cfg: DictConfig) -> None:
-    if OmegaConf.is_missing(cfg, "ckpt") or not cfg.ckpt:
-        raise ConfigError("ckpt is required: pass ckpt=<run dir> or ckpt=<file.ckpt>")
-    if not isinstance(cfg.ckpt, str):
-        raise ConfigError(f"ckpt must be a path (a run dir or a .ckpt file), got {cfg.ckpt!r}")
+def _tool_options(cfg: DictConfig) -> dict[str, Any]:
+    options = {key: _plain(cfg, key) for key in cfg if key not in ("hydra", "ckpt")}
+    return options | {"ckpt": None if OmegaConf.is_missing(cfg, "ckpt") else _plain(cfg, "ckpt")}
 
 
 def check_sample_options(cfg: DictConfig) -> None:
     """scripts/sample.py's options, each with its allowed range, before any checkpoint is read."""
-    _required_checkpoint(cfg)
-    _positive_int(cfg.n, "n")
-    _positive_int(cfg.max_len, "max_len")
-    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
-        raise ConfigError(f"seed must be an integer, got {cfg.seed!r}")
-    t = cfg.temperature
-    if isinstance(t, bool) or not isinstance(t, int | float) or not t >= 0 or math.isinf(t):
-        raise ConfigError(f"temperature must be a number > 0, or 0 for greedy decoding, got {t!r}")
-    if cfg.top_k is not None:
-        _positive_int(cfg.top_k, "top_k")
-    if not isinstance(cfg.prefix, str | int) or isinstance(cfg.prefix, bool):
-        raise ConfigError(f"prefix must be text, got {cfg.prefix!r}")
-    if not isinstance(cfg.mark_new, bool):
-        raise ConfigError(f"mark_new must be true or false, got {cfg.mark_new!r}")
+    from makemore import schema
 
-
-def check_lr_find_options(cfg: DictConfig) -> None:
-    """scripts/lr_find.py's options (lr_find.*), each with its allowed range, before data is read."""
-    settings = cfg.lr_find
-    low, high = settings.min_lr, settings.max_lr
-    for key, value in (("min_lr", low), ("max_lr", high)):
-        if not (_number(value) and value > 0):
-            raise ConfigError(f"lr_find.{key} must be a positive number, got {value!r}")
-    if not low < high:
-        raise ConfigError(f"lr_find.min_lr={low} must be below lr_find.max_lr={high}")
-    _positive_int(settings.num_training, "lr_find.num_training")
-    n, skip = settings.num_training, settings.skip_begin
-    if n < 10:
-        raise ConfigError(f"lr_find.num_training must be at least 10 sweep steps, got {n}")
-    if isinstance(skip, bool) or not isinstance(skip, int) or not 0 <= skip <= n - 3:
-        raise ConfigError(
-            f"lr_find.skip_begin must be a whole number from 0 to num_training - 3 = {n - 3} (the suggestion needs "
-            f"points after it), got {skip!r}"
-        )
-    threshold = settings.early_stop_threshold
-    if threshold is not None and not (_number(threshold) and threshold > 1):
-        raise ConfigError(f"lr_find.early_stop_threshold must be a number > 1, or null, got {threshold!r}")
-    if not isinstance(settings.apply, bool):
-        raise ConfigError(f"lr_find.apply must be true or false, got {settings.apply!r}")
+    schema.check(schema.SampleOptions, _tool_options(cfg))
 
 
 def check_eval_options(cfg: DictConfig) -> None:
     """scripts/eval.py's options, each with its allowed range, before any checkpoint is read."""
-    _required_checkpoint(cfg)
-    _positive_int(cfg.eval_batch_size, "eval_batch_size")
-    for key in ("data.path", "out"):
-        value = OmegaConf.select(cfg, key)
-        if value is not None and not isinstance(value, str):
-            raise ConfigError(f"{key} must be a file path or null, got {value!r}")
+    from makemore import schema
+
+    schema.check(schema.EvalOptions, _tool_options(cfg))
 
 
 # Overrides that do not tell runs apart: where things are read and written, and how a run continues.
@@ -270,8 +200,6 @@ class CheckConfigFirst(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
             validate_config(config)
-            if config.hydra.job.name == "lr_find":  # scripts/lr_find.py: its own options too
-                check_lr_find_options(config)
             if config.trainer.get("fast_dev_run") and not _overridden(config, "hydra.run.dir"):
                 with open_dict(config):  # Lightning's fast_dev_run saves nothing: nor does it leave a run dir here
                     config.hydra.run.dir = str(Path(tempfile.gettempdir()) / "makemore-fast-dev-run" / time_stamp())

@@ -10,7 +10,6 @@ from hydra.utils import instantiate
 from lightning.pytorch.tuner import Tuner
 from omegaconf import DictConfig
 
-from makemore.config import check_lr_find_options, validate_config
 from makemore.io import atomic_write_json
 from makemore.plots import lr_sweep_figure, save_figure
 from makemore.quiet import quiet_third_party_output
@@ -40,8 +39,6 @@ def steepest_descent_lr(lrs: list[float], losses: list[float], skip_begin: int) 
 def find_lr(cfg: DictConfig) -> float | None:
     """Sweep, then write lr_find.png and lr_find.json into cfg.run_dir (and the figure to TensorBoard);
     returns the suggested lr, None if the loss never falls."""
-    validate_config(cfg)
-    check_lr_find_options(cfg)
     quiet_third_party_output()
     run_dir = Path(cfg.run_dir)
     settings = cfg.lr_find

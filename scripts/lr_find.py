@@ -8,7 +8,7 @@ import hydra
 from omegaconf import DictConfig
 
 from makemore.cli import report_user_errors, run
-from makemore.config import register_resolvers, validate_config
+from makemore.config import register_resolvers, validate_job
 
 register_resolvers()
 
@@ -16,7 +16,7 @@ register_resolvers()
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 @report_user_errors
 def main(cfg: DictConfig) -> float | None:
-    validate_config(cfg)
+    validate_job(cfg)
     from makemore.lr_find import find_lr
     from makemore.training.train import train
 

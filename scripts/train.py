@@ -9,7 +9,7 @@ import hydra
 from omegaconf import DictConfig
 
 from makemore.cli import expand_resume, report_user_errors, run
-from makemore.config import register_resolvers, validate_config
+from makemore.config import register_resolvers, validate_job
 
 register_resolvers()
 
@@ -17,7 +17,7 @@ register_resolvers()
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 @report_user_errors
 def main(cfg: DictConfig) -> float:
-    validate_config(cfg)  # before importing torch and Lightning: a typo should cost a second, not ten
+    validate_job(cfg)  # before importing Lightning: a typo should cost a second, not ten
     from makemore.training.train import train
 
     return train(cfg)

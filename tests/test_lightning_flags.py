@@ -322,7 +322,7 @@ def test_detect_anomaly_stops_at_the_first_nan_in_one_line(names_path, tmp_path)
             "trainer.max_steps=100",
             "val_every=100",
             "trainer.detect_anomaly=true",
-            "optimizer.lr=inf",
+            "optimizer.lr=3e38",
             "divergence_factor=1e30",
         )
 

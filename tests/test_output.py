@@ -14,10 +14,10 @@ from tensorboard.plugins.custom_scalar import layout_pb2
 
 from makemore.config import (
     check_eval_options,
-    check_lr_find_options,
     check_sample_options,
     register_resolvers,
     run_label,
+    validate_config,
 )
 from makemore.errors import ConfigError
 
@@ -136,7 +136,7 @@ def test_every_eval_option_is_checked_with_its_range(override, message):
 )
 def test_every_lr_find_option_is_checked_with_its_range(override, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
-        check_lr_find_options(compose_tool("train", override))
+        validate_config(compose_tool("train", override))
 
 
 def test_lr_find_refuses_a_bad_option_in_one_line_before_its_run_dir_exists(tmp_path):
@@ -155,7 +155,7 @@ def test_the_lr_finders_skip_follows_its_length():
     assert compose_tool("train").lr_find.skip_begin == 100
     settings = compose_tool("train", "lr_find.num_training=100").lr_find
     assert settings.skip_begin == 10
-    check_lr_find_options(compose_tool("train", "lr_find.num_training=100"))
+    validate_config(compose_tool("train", "lr_find.num_training=100"))
 
 
 @pytest.mark.slow  # moved out of the default suite (5-minute budget); CI runs it with -m slow

@@ -1,9 +1,7 @@
 """Find and load a self-contained makemore checkpoint (weights + vocabulary + model and data config)."""
 
-import inspect
 import pickle
 import zipfile
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +11,8 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from makemore.data.contexts import make_splits
 from makemore.data.text import read_text_file
 from makemore.errors import CheckpointWriteError, ConfigError, DataError, MakemoreError
-from makemore.models import check_model_config
-from makemore.plain import check_keys, check_plain
+from makemore.schema import check_stored_config
 from makemore.training.module import LanguageModel
-from makemore.training.optim import check_optimizer_config, check_scheduler_config
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -76,25 +72,6 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             "a checkpoint written by scripts/train.py never holds this"
         ) from None
     return ckpt
-
-
-DATA_RECORD_KEYS = ("path", "sha256", "split", "split_seed", "overfit_items")
-
-
-def check_stored_config(hparams: Mapping[str, Any]) -> None:
-    """What the module is rebuilt from must be plain values under names the registries know: no `_target_`,
-    no unknown key, no object, at any depth. A ConfigError names the first offending key."""
-    check_plain(hparams, "config")
-    arguments = [name for name in inspect.signature(LanguageModel.__init__).parameters if name != "self"]
-    check_keys(hparams, arguments, "config", "a makemore checkpoint")
-    check_model_config(hparams["model"])
-    check_optimizer_config(hparams["optimizer"])
-    check_scheduler_config(hparams.get("scheduler"))
-    vocab = hparams["vocab"]
-    if not isinstance(vocab, list) or not all(isinstance(c, str) and len(c) == 1 for c in vocab):
-        raise ConfigError("vocab must be a list of single characters")
-    if hparams.get("data") is not None:
-        check_keys(hparams["data"], DATA_RECORD_KEYS, "data", "the data record")
 
 
 def load_checkpoint(path: str | Path) -> tuple[LanguageModel, dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""Optimizers and learning-rate schedules, built by name from plain values (see makemore.plain).
+"""Optimizers and learning-rate schedules, built by name from plain values (checked by makemore.schema).
 
 Optimizers: `sgd` (the seed's) and `adamw`. Schedules, stepped once per optimizer step: `constant`, `step`
 (x gamma at each milestone, the seed's decay) and `cosine` (to min_lr at total_steps), each after an optional
@@ -6,7 +6,6 @@ linear warmup of warmup_steps (from lr / warmup_steps up to lr).
 """
 
 import bisect
-import inspect
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -16,15 +15,7 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
 
-from makemore.errors import ConfigError
-from makemore.plain import check_keys, check_plain
-
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {"sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}
-SCHEDULER_SETTINGS: dict[str, list[str]] = {
-    "constant": ["warmup_steps"],
-    "step": ["milestones", "gamma", "warmup_steps"],
-    "cosine": ["total_steps", "min_lr", "warmup_steps"],
-}
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -84,51 +75,15 @@ def unwrapped_step(optimizer: torch.optim.Optimizer) -> Callable[[], Any]:
     return wrapped.__wrapped__.__get__(optimizer)
 
 
-def _optimizer_settings(cls: type[torch.optim.Optimizer]) -> list[str]:
-    return [name for name in inspect.signature(cls.__init__).parameters if name not in ("self", "params")]
-
-
-def check_optimizer_config(config: Mapping[str, Any], where: str = "optimizer") -> type[torch.optim.Optimizer]:
-    check_plain(config, where)
-    name = config.get("name")
-    if name not in OPTIMIZERS:
-        raise ConfigError(f"{where}.name={name!r} is not an optimizer here; choose one of: {', '.join(OPTIMIZERS)}")
-    cls = OPTIMIZERS[name]
-    check_keys({k: v for k, v in config.items() if k != "name"}, _optimizer_settings(cls), where, f"{name}")
-    lr = config.get("lr")
-    if isinstance(lr, bool) or not isinstance(lr, int | float) or lr <= 0:
-        raise ConfigError(f"{where}.lr must be a positive number, got {lr!r}")
-    return cls
-
-
 def build_optimizer(config: Mapping[str, Any], model: nn.Module) -> tuple[torch.optim.Optimizer, FlatParameters]:
     """The optimizer `config` names, over the model's parameters flattened into one tensor per weight-decay
     group (see FlatParameters, which is returned too: it zeroes the gradients)."""
-    cls = check_optimizer_config(config)
+    cls = OPTIMIZERS[config["name"]]  # config checked by makemore.schema.check_optimizer
     settings = {k: v for k, v in config.items() if k not in ("name", "weight_decay")}
     if "betas" in settings:
         settings["betas"] = tuple(settings["betas"])
     flat = FlatParameters(model, config.get("weight_decay", 0.0))
     return cls(flat.groups, **settings), flat
-
-
-def check_scheduler_config(config: Mapping[str, Any] | None, where: str = "scheduler") -> None:
-    if config is None:
-        return
-    check_plain(config, where)
-    name = config.get("name")
-    if name not in SCHEDULER_SETTINGS:
-        choices = ", ".join(SCHEDULER_SETTINGS)
-        raise ConfigError(f"{where}.name={name!r} is not a schedule here; choose one of: {choices}")
-    settings = {k: v for k, v in config.items() if k != "name"}
-    check_keys(settings, SCHEDULER_SETTINGS[name], where, f"the {name} schedule")
-    warmup = config.get("warmup_steps", 0)
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ConfigError(f"{where}.warmup_steps must be a whole number of steps >= 0, got {warmup!r}")
-    if name == "cosine" and not warmup < config["total_steps"]:
-        raise ConfigError(f"{where}.warmup_steps={warmup} must be below total_steps={config['total_steps']}")
-    if name == "step" and any(m <= warmup for m in config["milestones"]):
-        raise ConfigError(f"{where}.milestones={list(config['milestones'])} must come after warmup_steps={warmup}")
 
 
 def lr_factor(config: Mapping[str, Any], base_lr: float) -> Callable[[int], float]:
@@ -152,7 +107,6 @@ def lr_factor(config: Mapping[str, Any], base_lr: float) -> Callable[[int], floa
 
 def build_scheduler(config: Mapping[str, Any] | None, optimizer: torch.optim.Optimizer) -> LambdaLR | None:
     """The schedule as one LambdaLR (its state is the step, last_epoch); None for a constant lr without warmup."""
-    check_scheduler_config(config)
     config = config or {"name": "constant"}
     if config["name"] == "constant" and not config.get("warmup_steps", 0):
         return None
