@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import yaml
 from hydra.core.hydra_config import HydraConfig
@@ -17,7 +17,7 @@ from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf.errors import OmegaConfBaseException
 
-from makemore.errors import ConfigError, MakemoreError
+from makemore.errors import ConfigError, MakemoreError, exit_with
 from makemore.sweep import FAILURE_FILE
 
 T = TypeVar("T")
@@ -26,15 +26,6 @@ log = logging.getLogger("makemore")
 
 def _in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
-def exit_with(error: MakemoreError) -> NoReturn:
-    """The one way a user error ends a command: `makemore: error: ...` on stderr and the error's status.
-    A data-parallel worker (LOCAL_RANK > 0) exits silently: its processes decide alike, the first one says it."""
-    if int(os.environ.get("LOCAL_RANK", 0)) == 0:
-        newline = "\n" if sys.stderr.isatty() else ""  # off the end of a progress bar's line
-        print(f"{newline}makemore: error: {error}", file=sys.stderr)
-    sys.exit(error.exit_code)
 
 
 def report_user_errors(fn: Callable[..., T]) -> Callable[..., T]:

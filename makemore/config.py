@@ -12,8 +12,7 @@ from hydra.types import RunMode
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from makemore.cli import exit_with
-from makemore.errors import ConfigError
+from makemore.errors import ConfigError, exit_with
 
 
 def run_dir_of(name: str | None, date: str, time: str) -> str:

@@ -1,5 +1,9 @@
 """Errors caused by the user's input or config, reported as one line instead of a traceback."""
 
+import os
+import sys
+from typing import NoReturn
+
 
 class MakemoreError(Exception):
     """A problem the user can fix; its message names the problem and the fix."""
@@ -35,3 +39,18 @@ class JobsFailed(MakemoreError):
 
 class CheckpointWriteError(MakemoreError):
     """A checkpoint could not be written (disk full, read-only directory); the previous one is intact."""
+
+
+def first_process() -> bool:
+    """Not a data-parallel worker (LOCAL_RANK > 0): the one process that prints and writes a run's results.
+    Read from the environment, which the launcher sets before Lightning is imported."""
+    return int(os.environ.get("LOCAL_RANK", 0)) == 0
+
+
+def exit_with(error: MakemoreError) -> NoReturn:
+    """The one way a user error ends a command: `makemore: error: ...` on stderr and the error's status.
+    A data-parallel worker (LOCAL_RANK > 0) exits silently: its processes decide alike, the first one says it."""
+    if first_process():
+        newline = "\n" if sys.stderr.isatty() else ""  # off the end of a progress bar's line
+        print(f"{newline}makemore: error: {error}", file=sys.stderr)
+    sys.exit(error.exit_code)

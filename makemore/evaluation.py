@@ -4,12 +4,19 @@ import math
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from makemore.data.contexts import recorded_splits
 from makemore.data.views import Examples, build_examples
+from makemore.data.vocab import Vocabulary
 from makemore.errors import DataError
-from makemore.training.checkpoint import recorded_splits
-from makemore.training.module import LanguageModel, next_char_nll
+
+
+def next_char_nll(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy of every scored target: logits (B, V) with targets (B), or (B, T, V) with (B, T) where
+    padding targets are torch's ignore_index (-100) and count for nothing."""
+    return F.cross_entropy(logits.flatten(0, -2), targets.flatten(), reduction=reduction)
 
 
 @torch.no_grad()
@@ -28,14 +35,20 @@ def mean_nll(model: nn.Module, examples: Examples, chunk_size: int = 65536) -> f
     return total / examples.num_targets
 
 
-def evaluate(module: LanguageModel, data_path: str | Path | None = None, chunk_size: int = 65536) -> dict:
-    """Train/val/test loss (nats/char), bits per character and perplexity of a trained module.
+def evaluate(
+    model: nn.Module,
+    vocab: Vocabulary,
+    record: dict | None,
+    data_path: str | Path | None = None,
+    chunk_size: int = 65536,
+) -> dict:
+    """Train/val/test loss (nats/char), bits per character and perplexity of a trained model.
 
-    The split is recomputed from the data recorded in the checkpoint, or from `data_path` (another
+    The split is recomputed from the data `record` of its checkpoint, or from `data_path` (another
     file whose characters the model knows) with the same fractions and seed.
     """
-    path, splits = recorded_splits(module, data_path)
-    unknown = module.vocab.unknown_chars(item for split in splits.values() for item in split)
+    path, splits = recorded_splits(record, data_path)
+    unknown = vocab.unknown_chars(item for split in splits.values() for item in split)
     if unknown:
         shown = "".join(unknown[:20])
         raise DataError(
@@ -44,8 +57,8 @@ def evaluate(module: LanguageModel, data_path: str | Path | None = None, chunk_s
         )
     results = {}
     for name, split in splits.items():
-        examples = build_examples(module.model.view, split, module.vocab, module.model.block_size)
-        loss = mean_nll(module.model, examples, chunk_size)
+        examples = build_examples(model.view, split, vocab, model.block_size)
+        loss = mean_nll(model, examples, chunk_size)
         results[name] = {
             "loss": loss,
             "bits_per_char": loss / math.log(2),

@@ -3,10 +3,9 @@
 import torch
 from torch import nn
 
+from makemore.data.contexts import recorded_splits
 from makemore.data.vocab import BOUNDARY_ID, Vocabulary
 from makemore.errors import MakemoreError
-from makemore.training.checkpoint import recorded_splits
-from makemore.training.module import LanguageModel
 
 
 def sample_next(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -71,13 +70,12 @@ def generate(
     return [prefix + vocab.decode(row) for row in out.tolist()]
 
 
-def training_items(module: LanguageModel) -> set[str]:
-    """The training split of the data recorded in the checkpoint; a MakemoreError says why when that file is
-    gone, unreadable or changed since training."""
-    record = module.hparams.data or {}
+def training_items(record: dict | None) -> set[str]:
+    """The training split of the data a checkpoint records; a MakemoreError says why when that file is gone,
+    unreadable or changed since training."""
     try:
-        return set(recorded_splits(module)[1]["train"])
+        return set(recorded_splits(record)[1]["train"])
     except (OSError, MakemoreError):
         raise MakemoreError(
-            f"the training data file {record.get('path')} is gone or has changed since training"
+            f"the training data file {(record or {}).get('path')} is gone or has changed since training"
         ) from None

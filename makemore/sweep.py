@@ -20,7 +20,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from makemore import tables
-from makemore.errors import JobsFailed
+from makemore.errors import JobsFailed, exit_with
 from makemore.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -113,8 +113,6 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Print the table; if any job failed, the sweep exits non-zero (after every job has run)."""
-        from makemore.cli import exit_with
-
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.is_dir():
             return

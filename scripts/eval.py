@@ -22,7 +22,7 @@ def main(cfg: DictConfig) -> None:
     results = {
         "ckpt": str(ckpt_path),
         "step": ckpt["global_step"],
-        **evaluate(module, cfg.data.path, cfg.eval_batch_size),
+        **evaluate(module.model, module.vocab, module.hparams.data, cfg.data.path, cfg.eval_batch_size),
     }
     out = Path(cfg.out) if cfg.out else ckpt_path.parent.parent / "eval.json"
     atomic_write_json(out, results)

@@ -34,7 +34,7 @@ def main(cfg: DictConfig) -> None:
     seen = None
     if cfg.mark_new:
         try:
-            seen = training_items(module)
+            seen = training_items(module.hparams.data)
         except MakemoreError as e:
             print(f"makemore: note: items are not marked new or seen in training, because {e}", file=sys.stderr)
     for item in samples:

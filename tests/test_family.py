@@ -127,7 +127,9 @@ def test_every_tool_works_on_every_models_checkpoint(names_path, tmp_path, name)
     items = generate(module.model, module.vocab, 20, seed=3, prefix="ka")  # batched
     assert len(items) == 20 and all(item.startswith("ka") for item in items)
     assert items == generate(module.model, module.vocab, 20, seed=3, prefix="ka")
-    assert evaluate(module)["val"]["loss"] == pytest.approx(metrics["val_loss"], abs=1e-6)
+    assert evaluate(module.model, module.vocab, module.hparams.data)["val"]["loss"] == pytest.approx(
+        metrics["val_loss"], abs=1e-6
+    )
 
     last = first / "checkpoints" / "last.ckpt"
     if OmegaConf.to_container(config(*run).scheduler, resolve=True) != plan:  # not the checkpoint's schedule

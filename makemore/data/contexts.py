@@ -3,10 +3,12 @@
 import random
 from collections.abc import Sequence
 from itertools import accumulate
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from makemore.data.text import read_text_file
 from makemore.data.vocab import BOUNDARY_ID, Vocabulary
 from makemore.errors import DataError
 
@@ -111,3 +113,18 @@ def build_contexts(items: Sequence[str], vocab: Vocabulary, block_size: int) -> 
     stream = np.full(len(ids) + len(items) * block_size, BOUNDARY_ID, dtype=ids.dtype)
     stream[positions] = ids
     return ContextSet(torch.from_numpy(stream), torch.from_numpy(positions), block_size)
+
+
+def recorded_splits(record: dict | None, data_path: str | Path | None = None) -> tuple[Path, dict[str, list[str]]]:
+    """The train/val/test items of the data a checkpoint records (its `data`; refused if that file has
+    changed since), or of `data_path` cut with the recorded fractions and seed."""
+    if record is None:
+        raise DataError("this checkpoint records no data file; pass data.path=/path/to/file.txt")
+    path = Path(data_path if data_path is not None else record["path"])
+    items, sha256 = read_text_file(path)
+    if data_path is None and sha256 != record["sha256"]:
+        raise DataError(
+            f"{path} changed since this model was trained (sha256 differs); "
+            "pass data.path= explicitly to use its current contents"
+        )
+    return path, make_splits(items, record["split"], record["split_seed"], record.get("overfit_items"))

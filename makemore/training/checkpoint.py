@@ -8,9 +8,7 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from makemore.data.contexts import make_splits
-from makemore.data.text import read_text_file
-from makemore.errors import CheckpointWriteError, ConfigError, DataError, MakemoreError
+from makemore.errors import CheckpointWriteError, ConfigError, MakemoreError
 from makemore.schema import check_stored_config
 from makemore.training.module import LanguageModel
 
@@ -141,19 +139,3 @@ class CheckpointWriter(TorchCheckpointIO):
                 "intact: free space (or make the run dir writable), then continue with "
                 f"python scripts/train.py resume={Path(path).parent.parent}"
             ) from None
-
-
-def recorded_splits(module: LanguageModel, data_path: str | Path | None = None) -> tuple[Path, dict[str, list[str]]]:
-    """The train/val/test items of the data recorded in the checkpoint (refused if that file has
-    changed since), or of `data_path` cut with the recorded fractions and seed."""
-    record = module.hparams.data
-    if record is None:
-        raise DataError("this checkpoint records no data file; pass data.path=/path/to/file.txt")
-    path = Path(data_path if data_path is not None else record["path"])
-    items, sha256 = read_text_file(path)
-    if data_path is None and sha256 != record["sha256"]:
-        raise DataError(
-            f"{path} changed since this model was trained (sha256 differs); "
-            "pass data.path= explicitly to use its current contents"
-        )
-    return path, make_splits(items, record["split"], record["split_seed"], record.get("overfit_items"))

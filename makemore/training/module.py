@@ -7,21 +7,15 @@ from typing import Any
 import lightning as L
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 
 from makemore.data.vocab import Vocabulary
 from makemore.errors import TrainingDiverged
+from makemore.evaluation import next_char_nll
 from makemore.models import build_model
 from makemore.training.optim import FlatParameters, build_optimizer, build_scheduler, unwrapped_step
 from makemore.training.plan import advance_counters, log_step
 
 Batch = tuple[torch.Tensor, torch.Tensor]
-
-
-def next_char_nll(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Cross-entropy of every scored target: logits (B, V) with targets (B), or (B, T, V) with (B, T) where
-    padding targets are torch's ignore_index (-100) and count for nothing."""
-    return F.cross_entropy(logits.flatten(0, -2), targets.flatten(), reduction=reduction)
 
 
 class LanguageModel(L.LightningModule):

@@ -192,11 +192,10 @@ def _acts_per_step(callback: Callback) -> bool:
 
 
 def choose_path(
-    most_steps_per_call: int, trainer: Mapping[str, Any], callbacks: list[Callback], module_type: type
+    most_steps_per_call: int, trainer: Mapping[str, Any], callbacks: list[Callback], subclass: type | None
 ) -> TrainingPath:
-    """The multi-step path unless something needs Lightning's own step-by-step loop."""
-    from makemore.training.module import LanguageModel
-
+    """The multi-step path unless something needs Lightning's own step-by-step loop (`subclass`: the user's
+    subclass of LanguageModel, whose hooks Lightning's loop calls as it documents them; None for ours)."""
     reasons = []
     if most_steps_per_call == 1:
         reasons.append("steps_per_call=1")
@@ -207,8 +206,8 @@ def choose_path(
     interval = trainer.get("val_check_interval")
     if isinstance(interval, str | dict):
         reasons.append("a time-based trainer.val_check_interval")
-    if module_type is not LanguageModel:
-        reasons.append(f"the module is {module_type.__name__}, a subclass")
+    if subclass is not None:
+        reasons.append(f"the module is {subclass.__name__}, a subclass")
     per_step = [type(c).__name__ for c in callbacks if _acts_per_step(c)]
     if per_step:
         reasons.append(f"{', '.join(per_step)} acts on every training batch")

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from makemore.config import resume_checkpoint, run_label, show_config
 from makemore.data.datamodule import CharDataModule
-from makemore.errors import ConfigError, TrainingDiverged
+from makemore.errors import ConfigError, TrainingDiverged, first_process
 from makemore.evaluation import mean_nll
 from makemore.io import atomic_write_json, atomic_write_text
 from makemore.models import model_class
@@ -104,7 +104,7 @@ def train(cfg: DictConfig) -> float:
     """Train one run into cfg.run_dir (from ckpt_path / resume's last.ckpt if given) and return its best
     val loss (what a sweeper minimizes). The config was checked at the door (CheckConfigFirst)."""
     quiet_third_party_output()
-    if int(os.environ.get("LOCAL_RANK", 0)) > 0:  # a data-parallel worker: the first process reports
+    if not first_process():  # a data-parallel worker: the first process reports
         logging.getLogger().setLevel(logging.WARNING)
     else:
         Path(cfg.run_dir).mkdir(parents=True, exist_ok=True)
@@ -156,7 +156,8 @@ def build_trainer(
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     if isinstance(kwargs.get("profiler"), dict):
         kwargs["profiler"] = instantiate(kwargs["profiler"])
-    path = choose_path(cfg.steps_per_call, kwargs, callbacks, type(module))
+    subclass = type(module) if type(module) is not LanguageModel else None
+    path = choose_path(cfg.steps_per_call, kwargs, callbacks, subclass)
     clip, algorithm = kwargs.get("gradient_clip_val"), kwargs.get("gradient_clip_algorithm")
     if path.steps_per_call > 1:  # the module clips: Lightning refuses clipping under manual optimization
         kwargs.pop("gradient_clip_val", None), kwargs.pop("gradient_clip_algorithm", None)
