@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from makemore.io import atomic_write_json
 from makemore.plots import lr_sweep_figure, save_figure
-from makemore.quiet import quiet_third_party_output
+from makemore.third_party_noise import quiet_third_party_output
 from makemore.training.plan import trainer_kwargs
 from makemore.training.train import _plain, build_module, prepare_datamodule
 
@@ -23,7 +23,7 @@ def steepest_descent_lr(lrs: list[float], losses: list[float], skip_begin: int) 
     """The lr where the smoothed loss falls fastest per decade of lr.
 
     Lightning's own suggestion differentiates against the lr itself, which on an exponential sweep
-    always favours the smallest lrs; the seed reads its plot against log10(lr), and so does this.
+    always favours the smallest lrs; the notebook reads its plot against log10(lr), and so does this.
     The first `skip_begin` points are the smoothing's warm-up and the recovery from the init.
     """
     lr = torch.tensor(lrs[skip_begin:-1], dtype=torch.float64)

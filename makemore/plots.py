@@ -1,4 +1,4 @@
-"""Figures the seed notebook draws: the 2-D character embedding and the learning-rate sweep."""
+"""Figures the notebook draws: the 2-D character embedding and the learning-rate sweep."""
 
 import contextlib
 import io
@@ -29,7 +29,7 @@ def missing_glyphs_quiet() -> Iterator[None]:
 
 
 def embedding_figure(table: torch.Tensor, labels: list[str], step: int | None = None, max_labels: int = 100) -> Figure:
-    """Dimensions 0 and 1 of the embedding table, one labelled dot per character, as in the seed.
+    """Dimensions 0 and 1 of the embedding table, one labelled dot per character, as in the notebook.
 
     A vocabulary larger than `max_labels` (CJK text has thousands) is drawn as unlabelled dots: the
     labels would cover each other, and each glyph missing from the font would cost a warning.
@@ -52,7 +52,7 @@ def embedding_figure(table: torch.Tensor, labels: list[str], step: int | None = 
 
 
 def lr_sweep_figure(lrs: list[float], losses: list[float], suggestion: float | None) -> Figure:
-    """Loss against log10(lr), the seed's picture for choosing the learning rate."""
+    """Loss against log10(lr), the notebook's picture for choosing the learning rate."""
     fig, ax = plt.subplots(figsize=(8, 5))
     ax.plot([math.log10(lr) for lr in lrs], losses)
     if suggestion is not None:

@@ -383,7 +383,7 @@ class DataRecord(Schema):
 
 
 class StoredConfig(Schema):
-    """The LanguageModel's arguments as a checkpoint stores them."""
+    """The LitLanguageModel's arguments as a checkpoint stores them."""
 
     what: ClassVar[str] = "a makemore checkpoint"
     model: dict[str, Any]

@@ -1,18 +1,18 @@
-"""Benchmark the project's training path against the seed notebook's bare loop and against makemore.py.
+"""Benchmark the project's training path against the notebook's bare loop and against makemore.py.
 
     python scripts/bench.py                      # everything, 50000 steps, 5 repeats
     python scripts/bench.py --steps 5000 --repeats 1 --only train
     python scripts/bench.py --only family --peer ../shared/peers/makemore.py
 
 Prints a table and writes JSON (default outputs/bench/bench.json). Parts:
-  train     per-step time of (a) the seed's bare loop on one thread and (b) scripts/train.py's path at its
+  train     per-step time of (a) the notebook's bare loop on one thread and (b) scripts/train.py's path at its
             default settings, same config, interleaved a, b, a, b, ... and the median of each; their val losses
   family    per model, our per-step time with makemore.py's defaults (experiment=makemore_<model>) against
             makemore.py's own printed step time, run as a subprocess in the same run, interleaved; both the
             median per step after the first 100 steps; the peer column is skipped when its file is absent
   data      building the context sets of 100x names.txt at block_size 8 (time, peak RSS of a fresh
-            process), the seed's Python loop on 10x for comparison, and the training speed on 100x
-  sample    names/s of the seed's one-at-a-time sampling loop vs makemore's batched generator
+            process), the notebook's Python loop on 10x for comparison, and the training speed on 100x
+  sample    names/s of the notebook's one-at-a-time sampling loop vs makemore's batched generator
   fast      experiment=fast: wall time and val loss against 25% of the bare loop's 200k-step time
 """
 
@@ -234,7 +234,7 @@ def bench_sample(names: Path, splits, n_batched: int = 10_000, n_seed: int = 500
                 h = torch.tanh(emb.view(1, -1) @ W1 + b1)
                 probs = F.softmax(h @ W2 + b2, dim=1)
                 ix = torch.multinomial(probs, num_samples=1, generator=g).item()
-                context = context[1:] + [ix]  # noqa: RUF005 (the seed's own line)
+                context = context[1:] + [ix]  # noqa: RUF005 (the notebook's own line)
                 out.append(ix)
                 if ix == 0:
                     break

@@ -11,7 +11,7 @@ from makemore.errors import DataError, MakemoreError
 
 
 def seed_build_dataset(words, stoi, block_size):
-    """The seed notebook's loop, verbatim apart from names."""
+    """The notebook's loop, verbatim apart from names."""
     X, Y = [], []
     for w in words:
         context = [0] * block_size

@@ -17,7 +17,7 @@ from makemore.data.datamodule import CharDataModule
 from makemore.errors import ConfigError, TrainingDiverged
 from makemore.evaluation import mean_nll
 from makemore.training.checkpoint import load_checkpoint
-from makemore.training.module import LanguageModel
+from makemore.training.module import LitLanguageModel
 from makemore.training.train import build_module, build_trainer, prepare_datamodule, train
 
 from .conftest import REPO, run_script, tensorboard_dir
@@ -289,7 +289,7 @@ def test_throughput_monitor_logs_on_the_losses_steps(names_path, tmp_path):
     assert {s for s, _ in tags[throughput[0]]} <= {s for s, _ in tags["loss/train"]} | {24, 49, 74, 99}
 
 
-class LoggingModel(LanguageModel):
+class LoggingModel(LitLanguageModel):
     """What a user writes to log a value of their own."""
 
     def training_step(self, batch, batch_idx):

@@ -24,7 +24,7 @@ from makemore.errors import ConfigError
 from .conftest import REPO, run_script, summary_rows, tensorboard_dir
 
 NOISE = ("Tip:", "litlogger", "LeafSpec", "Training:", "Epoch 0", "Validation", "\x1b[", "\r", "Traceback", "Warn")
-# Said again elsewhere or nothing to act on: the seed (in the config), no TPU, the stop at max_steps (the summary
+# Said again elsewhere or nothing to act on: the RNG seed (in the config), no TPU, the stop at max_steps (the summary
 # says it), Lightning's one-row model table with "Total FLOPs: 0" (the summary gives the parameters).
 NOISE += ("Seed set to", "TPU available", "`Trainer.fit` stopped", "Total FLOPs", "Trainable params")
 

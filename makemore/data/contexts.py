@@ -16,7 +16,7 @@ SPLIT_NAMES = ("train", "val", "test")
 
 
 def split_items(items: Sequence[str], fractions: Sequence[float], seed: int) -> dict[str, list[str]]:
-    """Shuffle a copy of `items` with `random.Random(seed)` and cut it by `fractions`, exactly as the seed.
+    """Shuffle a copy of `items` with `random.Random(seed)` and cut it by `fractions`, exactly as the notebook.
 
     The seed's cut points are int(0.8 * n) and int(0.9 * n); cumulative fractions reproduce them.
     """
@@ -45,7 +45,7 @@ def make_splits(
 
 
 class ContextSet:
-    """Every (context, next id) example of a list of items, as in the seed's build_dataset.
+    """Every (context, next id) example of a list of items, as in the notebook's build_dataset.
 
     Instead of materialising X (N x block_size int64, 3 GB for 100x names.txt) it keeps one token
     stream in which each item is preceded by block_size boundary ids and followed by one, plus the

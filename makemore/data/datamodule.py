@@ -20,7 +20,7 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 class TrainMinibatches:
-    """The training minibatches, in epochs of ceil(N / batch_size): the seed's `ix = torch.randint(0, N,
+    """The training minibatches, in epochs of ceil(N / batch_size): the notebook's `ix = torch.randint(0, N,
     (batch_size,))` (drawn with replacement), or with `fixed=True` the first minibatches of the split in order
     (Lightning's overfit_batches: the same ones every epoch).
 
@@ -53,7 +53,9 @@ class TrainMinibatches:
         self.next_chunk = next_chunk
         self.draw = draw
         self.generator = torch.Generator().manual_seed(seed)
-        self._state_at: dict[int, torch.Tensor] = {}  # run minibatch a draw starts at -> generator state before it
+        self._generator_state_at_step: dict[
+            int, torch.Tensor
+        ] = {}  # run minibatch a draw starts at -> generator state before it
 
     def __len__(self) -> int:
         """Minibatches per epoch (Lightning's training batches)."""
@@ -76,18 +78,18 @@ class TrainMinibatches:
 
     def _restore(self, total: int) -> None:
         """Continue the random stream at the run's minibatch `total` (a fresh run: 0, where it is already)."""
-        if not self._state_at or self.fixed:
+        if not self._generator_state_at_step or self.fixed:
             return
-        start = max((s for s in self._state_at if s <= total), default=None)
+        start = max((s for s in self._generator_state_at_step if s <= total), default=None)
         if start is None:
             raise MakemoreError(
                 f"the checkpoint holds no minibatch sampler state at or before minibatch {total}; "
                 "resume with the batch_size it was trained with"
             )
-        self.generator.set_state(self._state_at[start])
+        self.generator.set_state(self._generator_state_at_step[start])
         if total > start:  # the minibatches drawn between that state and this step were trained already
             torch.randint(len(self.examples), (total - start, self.batch_size), generator=self.generator)
-        self._state_at = {total: self.generator.get_state()}
+        self._generator_state_at_step = {total: self.generator.get_state()}
 
     def __iter__(self) -> Iterator[Batch]:
         total, in_epoch, epoch = self._positions()
@@ -97,8 +99,10 @@ class TrainMinibatches:
                 k = self.next_chunk(self.trainer, self.steps_per_call, total, in_epoch)
             else:
                 k = min(self.draw, epoch - in_epoch)
-            self._state_at = {s: g for s, g in self._state_at.items() if s >= total - 2 * self.draw}
-            self._state_at[total] = self.generator.get_state()
+            self._generator_state_at_step = {
+                s: g for s, g in self._generator_state_at_step.items() if s >= total - 2 * self.draw
+            }
+            self._generator_state_at_step[total] = self.generator.get_state()
             x, y = self.examples.minibatches(self._indices(total, in_epoch, k))
             if self.next_chunk is not None:
                 yield x, y
@@ -107,13 +111,13 @@ class TrainMinibatches:
             total, in_epoch = total + k, in_epoch + k
 
     def state_dict(self) -> dict[str, Any]:
-        return {"generator_state_at_step": dict(self._state_at)}
+        return {"generator_state_at_step": dict(self._generator_state_at_step)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._state_at = dict(state["generator_state_at_step"])
+        self._generator_state_at_step = dict(state["generator_state_at_step"])
 
 
-class Chunks(Dataset):
+class SplitShard(Dataset):
     """A whole split, or process `rank`'s contiguous share of it under data parallelism, in chunks of
     `chunk_size` examples: exact full-split losses, each target scored by exactly one process."""
 
@@ -234,7 +238,7 @@ class CharDataModule(L.LightningDataModule):
         val = self.examples["val"]
         if self.val_fraction < 1.0:
             val = _first_part(val, self.val_fraction)
-        chunks = Chunks(val, self.eval_chunk, trainer.global_rank, trainer.world_size)
+        chunks = SplitShard(val, self.eval_chunk, trainer.global_rank, trainer.world_size)
         return DataLoader(chunks, batch_size=None)
 
 

@@ -3,7 +3,7 @@
 from collections.abc import Iterable, Sequence
 
 BOUNDARY_ID = 0
-BOUNDARY_DISPLAY = "."  # how the boundary is shown in contexts, as in the seed ("..e -> m")
+BOUNDARY_DISPLAY = "."  # how the boundary is shown in contexts, as in the notebook ("..e -> m")
 
 
 class Vocabulary:

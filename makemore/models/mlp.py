@@ -11,7 +11,7 @@ from torch import nn
 class MLP(nn.Module):
     """Embedding table C, one tanh hidden layer (H, d), softmax output (U, b), optional direct connections W.
 
-    Parameter names and orientation follow the paper (and the seed's C, W1, b1, W2, b2), so
+    Parameter names and orientation follow the paper (and the notebook's C, W1, b1, W2, b2), so
     num_params = V*m + n*m*h + h + h*V + V (+ n*m*V with direct connections): 3481 for V=27, n=3,
     m=2, h=100.
     """
@@ -41,7 +41,7 @@ class MLP(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self, init: str, seed: int) -> None:
-        """'randn': every tensor ~ N(0, 1) in the seed's order (its loss starts near 17-27).
+        """'randn': every tensor ~ N(0, 1) in the notebook's order (its loss starts near 17-27).
         'scaled': tanh-gain/fan-in hidden weights and a near-zero output layer, so the first loss is
         close to the uniform ln(V) and no step is wasted undoing saturated tanh units."""
         g = torch.Generator().manual_seed(seed)
@@ -64,7 +64,7 @@ class MLP(nn.Module):
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         # idx: (B, T) character ids -> logits (B, V)
-        x = F.embedding(idx, self.C).flatten(1)  # (B, T*m), the seed's C[idx] with a faster backward
+        x = F.embedding(idx, self.C).flatten(1)  # (B, T*m), the notebook's C[idx] with a faster backward
         h = torch.tanh(torch.addmm(self.d, x, self.H))  # (B, h)
         y = torch.addmm(self.b, h, self.U)  # (B, V)
         if self.W is not None:

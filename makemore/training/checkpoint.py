@@ -10,7 +10,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from makemore.errors import CheckpointWriteError, ConfigError, MakemoreError
 from makemore.schema import check_stored_config
-from makemore.training.module import LanguageModel
+from makemore.training.module import LitLanguageModel
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -72,12 +72,12 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
-def load_checkpoint(path: str | Path) -> tuple[LanguageModel, dict[str, Any]]:
-    """The LanguageModel stored in `path` (in eval mode, on CPU) and the raw checkpoint dict."""
+def load_checkpoint(path: str | Path) -> tuple[LitLanguageModel, dict[str, Any]]:
+    """The LitLanguageModel stored in `path` (in eval mode, on CPU) and the raw checkpoint dict."""
     path = resolve_checkpoint(path)
     ckpt = read_checkpoint(path)
     try:
-        module = LanguageModel(**ckpt["hyper_parameters"])
+        module = LitLanguageModel(**ckpt["hyper_parameters"])
         module.load_state_dict(ckpt["state_dict"])
     except (RuntimeError, KeyError, TypeError, ValueError) as e:
         message = f"{path}: its weights do not fit its model config ({type(e).__name__}: {e})"
@@ -85,7 +85,7 @@ def load_checkpoint(path: str | Path) -> tuple[LanguageModel, dict[str, Any]]:
     return module.eval(), ckpt
 
 
-def check_resumable(ckpt: dict[str, Any], path: Path, module: LanguageModel) -> None:
+def check_resumable(ckpt: dict[str, Any], path: Path, module: LitLanguageModel) -> None:
     """Refuse to continue from a checkpoint trained with another model, vocabulary, optimizer, schedule or
     data: loading it would fail on shapes or, worse, silently train something that is neither run."""
     saved, current = ckpt["hyper_parameters"], module.hparams

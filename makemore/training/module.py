@@ -18,7 +18,7 @@ from makemore.training.plan import advance_counters, log_step
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
-class LanguageModel(L.LightningModule):
+class LitLanguageModel(L.LightningModule):
     """Wraps any model of makemore.models; all constructor arguments are plain data, so the checkpoint alone
     (weights + vocabulary + configs) rebuilds it through the registries. `data` records which file and
     split the weights were trained on (path, sha256, split, split_seed), so eval can recompute the split.
@@ -46,7 +46,7 @@ class LanguageModel(L.LightningModule):
         self.vocab = Vocabulary(vocab)
         self.model = build_model(model, self.vocab.size)
         # A mean loss this far above the uniform model's ln(V) (3.3 nats for names.txt) is divergence,
-        # not learning: the seed's N(0,1) init starts near 8 x ln(V).
+        # not learning: the notebook's N(0,1) init starts near 8 x ln(V).
         self.divergence_loss = divergence_factor * math.log(self.vocab.size)
         self.stop_on_divergence = True  # off for the lr finder, whose sweep is meant to end in divergence
         self.use_path(1)
@@ -106,15 +106,15 @@ class LanguageModel(L.LightningModule):
         clip_grads = torch.nn.utils.clip_grad_value_ if self.clip_value_not_norm else torch.nn.utils.clip_grad_norm_
         params = self._flat  # all parameters and gradients, one flat tensor per weight-decay group
         params.attach_grads()
-        flats, group = params.flats, optimizer.param_groups[0]
+        flat_tensors, group = params.flat_tensors, optimizer.param_groups[0]
         for x, y in zip(xs, ys, strict=True):
             loss = next_char_nll(model(x), y)
             params.zero_grad()
             loss.backward()
             if self._world_size > 1:
-                self._average_gradients(flats)
+                self._average_gradients(flat_tensors)
             if clip:
-                clip_grads(flats, clip)
+                clip_grads(flat_tensors, clip)
             lr = group["lr"]
             optimizer_step()
             if scheduler is not None:
@@ -143,9 +143,9 @@ class LanguageModel(L.LightningModule):
         elif not every and (self._loss_count >= 100 or last):
             self._log_train_loss(step, log=False)
 
-    def _average_gradients(self, flats: list[torch.Tensor]) -> None:
+    def _average_gradients(self, flat_tensors: list[torch.Tensor]) -> None:
         """Every process's gradients -> their mean: one all-reduce per flat gradient (one per weight-decay group)."""
-        for flat in flats:
+        for flat in flat_tensors:
             dist.all_reduce(flat.grad)
             flat.grad.div_(self._world_size)
 
@@ -173,7 +173,7 @@ class LanguageModel(L.LightningModule):
         self._loss_count = 0
         self.last_losses["loss"] = mean
         if log:  # straight to the loggers at the step self.log would use (as LearningRateMonitor does): self.log
-            # would cost ~2 ms a call here, 6% of a 100-step call of the seed's MLP
+            # would cost ~2 ms a call here, 6% of a 100-step call of the notebook's MLP
             for logger in self.loggers:
                 logger.log_metrics({"loss/train": mean, "lr": self._lr}, step=log_step(self.trainer))
 

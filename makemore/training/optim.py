@@ -1,7 +1,7 @@
 """Optimizers and learning-rate schedules, built by name from plain values (checked by makemore.schema).
 
-Optimizers: `sgd` (the seed's) and `adamw`. Schedules, stepped once per optimizer step: `constant`, `step`
-(x gamma at each milestone, the seed's decay) and `cosine` (to min_lr at total_steps), each after an optional
+Optimizers: `sgd` (the notebook's) and `adamw`. Schedules, stepped once per optimizer step: `constant`, `step`
+(x gamma at each milestone, the notebook's decay) and `cosine` (to min_lr at total_steps), each after an optional
 linear warmup of warmup_steps (from lr / warmup_steps up to lr).
 """
 
@@ -50,7 +50,7 @@ class FlatParameters:
                 self._grad_views.append((p, flat.grad[offset : offset + n].view_as(p)))
                 offset += n
             self.groups.append({**group, "params": [flat]})
-        self.flats = [group["params"][0] for group in self.groups]
+        self.flat_tensors = [group["params"][0] for group in self.groups]
         self.attach_grads()
 
     def attach_grads(self) -> None:
@@ -59,13 +59,13 @@ class FlatParameters:
             p.grad = grad
 
     def zero_grad(self) -> None:
-        for flat in self.flats:
+        for flat in self.flat_tensors:
             flat.grad.zero_()
 
 
 def unwrapped_step(optimizer: torch.optim.Optimizer) -> Callable[[], Any]:
     """`optimizer.step` without the layers torch puts around it for every call: a profiler scope with hook
-    dispatch, and the LR scheduler's call counter (together ~20 us: as long as an SGD step of the seed's MLP).
+    dispatch, and the LR scheduler's call counter (together ~20 us: as long as an SGD step of the notebook's MLP).
     The update is the same; with step hooks registered, the wrapped step is kept so that they run."""
     wrapped = type(optimizer).step
     hooks = optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks

@@ -1,7 +1,7 @@
 """How Lightning's loop runs makemore's steps: every Trainer argument checked at the door, then one of two paths.
 
 - The **multi-step path** (the default): one Lightning call runs up to `steps_per_call` optimizer steps inside
-  LanguageModel.training_step, because Lightning's per-call machinery costs more than one step of these small
+  LitLanguageModel.training_step, because Lightning's per-call machinery costs more than one step of these small
   models. Lightning's own loop still decides everything, in honest units: after each call the module advances
   Lightning's counters by the steps it took (`advance_counters`), and each call ends exactly where something
   happens (`chunk_length`: a validation, a log, a checkpoint, the end of an epoch or of the run), so
@@ -195,7 +195,7 @@ def choose_path(
     most_steps_per_call: int, trainer: Mapping[str, Any], callbacks: list[Callback], subclass: type | None
 ) -> TrainingPath:
     """The multi-step path unless something needs Lightning's own step-by-step loop (`subclass`: the user's
-    subclass of LanguageModel, whose hooks Lightning's loop calls as it documents them; None for ours)."""
+    subclass of LitLanguageModel, whose hooks Lightning's loop calls as it documents them; None for ours)."""
     reasons = []
     if most_steps_per_call == 1:
         reasons.append("steps_per_call=1")

@@ -23,11 +23,11 @@ from makemore.errors import ConfigError, TrainingDiverged, first_process
 from makemore.evaluation import mean_nll
 from makemore.io import atomic_write_json, atomic_write_text
 from makemore.models import model_class
-from makemore.quiet import logging_kept, quiet_third_party_output
 from makemore.sampling import generate
+from makemore.third_party_noise import logging_kept, quiet_third_party_output
 from makemore.training.callbacks import TrainingClock
 from makemore.training.checkpoint import CheckpointWriter, check_resumable, load_checkpoint, read_checkpoint
-from makemore.training.module import LanguageModel
+from makemore.training.module import LitLanguageModel
 from makemore.training.plan import choose_path, chunk_length, steps_per_epoch, trainer_kwargs
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,8 @@ def prepare_datamodule(cfg: DictConfig, **overrides: Any) -> CharDataModule:
     return datamodule
 
 
-def build_module(cfg: DictConfig, datamodule: CharDataModule) -> LanguageModel:
-    return LanguageModel(
+def build_module(cfg: DictConfig, datamodule: CharDataModule) -> LitLanguageModel:
+    return LitLanguageModel(
         model=_plain(cfg.model),
         vocab=datamodule.vocab.chars,
         optimizer=_plain(cfg.optimizer),
@@ -87,7 +87,7 @@ def plan_steps(cfg: DictConfig, datamodule: CharDataModule) -> None:
 def set_torch_threads(threads: int | None, step_work: int, one_thread_below: float) -> None:
     """`threads`; else under a parallel launcher (hydra.launcher.n_jobs) each job's share of the cores, so
     jobs side by side do not fight over them; else one thread for a tiny step (step_work = parameters x
-    positions per minibatch below `one_thread_below`: the seed's MLP), where waking a second thread for
+    positions per minibatch below `one_thread_below`: the notebook's MLP), where waking a second thread for
     each small op costs more than it saves; else torch's default."""
     if threads is None and HydraConfig.initialized():
         n_jobs = HydraConfig.get().launcher.get("n_jobs")
@@ -146,7 +146,7 @@ def train(cfg: DictConfig) -> float:
 
 
 def build_trainer(
-    cfg: DictConfig, module: LanguageModel, datamodule: CharDataModule, loggers: list[Logger], callbacks: list
+    cfg: DictConfig, module: LitLanguageModel, datamodule: CharDataModule, loggers: list[Logger], callbacks: list
 ) -> L.Trainer:
     """Lightning's Trainer from cfg.trainer, on the path makemore.training.plan chooses for these callbacks."""
     kwargs = trainer_kwargs(_plain(cfg.trainer))
@@ -156,7 +156,7 @@ def build_trainer(
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     if isinstance(kwargs.get("profiler"), dict):
         kwargs["profiler"] = instantiate(kwargs["profiler"])
-    subclass = type(module) if type(module) is not LanguageModel else None
+    subclass = type(module) if type(module) is not LitLanguageModel else None
     path = choose_path(cfg.steps_per_call, kwargs, callbacks, subclass)
     clip, algorithm = kwargs.get("gradient_clip_val"), kwargs.get("gradient_clip_algorithm")
     if path.steps_per_call > 1:  # the module clips: Lightning refuses clipping under manual optimization
@@ -194,7 +194,7 @@ def best_checkpoint(trainer: L.Trainer) -> ModelCheckpoint | None:
     return None
 
 
-def fast_dev_run_report(trainer: L.Trainer, module: LanguageModel) -> float:
+def fast_dev_run_report(trainer: L.Trainer, module: LitLanguageModel) -> float:
     """Lightning's fast_dev_run trains and validates a few batches and saves nothing: say that it worked."""
     losses = module.last_losses
     n = trainer.global_step
@@ -242,7 +242,7 @@ def build_loggers(cfg: DictConfig, purge_step: int | None) -> list[Logger]:
 def write_results(
     cfg: DictConfig,
     trainer: L.Trainer,
-    module: LanguageModel,
+    module: LitLanguageModel,
     datamodule: CharDataModule,
     train_time_s: float,
     loop_s: float,
