@@ -37,10 +37,10 @@ sys.path.insert(0, str(REPO))
 
 from hydra import compose, initialize_config_dir  # noqa: E402
 
-from makemore.config import register_resolvers  # noqa: E402
 from makemore.data.contexts import build_contexts, split_items  # noqa: E402
 from makemore.data.text import read_items  # noqa: E402
 from makemore.data.vocab import Vocabulary  # noqa: E402
+from makemore.resolvers import register_resolvers  # noqa: E402
 from makemore.sampling import generate  # noqa: E402
 
 SEED_STEPS = 200_000  # the notebook's run length, for the time-to-quality budget

@@ -8,7 +8,8 @@ import hydra
 from omegaconf import DictConfig
 
 from makemore.cli import report_user_errors, run
-from makemore.config import register_resolvers, validate_job
+from makemore.config import validate_job
+from makemore.resolvers import register_resolvers
 
 register_resolvers()
 

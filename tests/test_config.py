@@ -4,8 +4,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from makemore.config import register_resolvers, validate_config
+from makemore.config import validate_config
 from makemore.errors import ConfigError
+from makemore.resolvers import register_resolvers
 from makemore.training.plan import chunk_length
 
 from .conftest import REPO

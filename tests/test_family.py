@@ -10,13 +10,13 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from makemore.config import register_resolvers
 from makemore.data.datamodule import CharDataModule
 from makemore.data.views import build_examples
 from makemore.data.vocab import Vocabulary
 from makemore.errors import MakemoreError
 from makemore.evaluation import evaluate, mean_nll
 from makemore.models import MODELS, build_model
+from makemore.resolvers import register_resolvers
 from makemore.sampling import generate
 from makemore.training.checkpoint import load_checkpoint
 from makemore.training.train import train

@@ -11,9 +11,9 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from makemore.config import register_resolvers
 from makemore.data.datamodule import CharDataModule
 from makemore.errors import DataError
+from makemore.resolvers import register_resolvers
 from makemore.training.checkpoint import load_checkpoint
 from makemore.training.train import train
 

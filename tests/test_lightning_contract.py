@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from makemore.config import register_resolvers
 from makemore.models import build_model
+from makemore.resolvers import register_resolvers
 from makemore.training.optim import build_optimizer, build_scheduler, unwrapped_step
 from makemore.training.train import train
 

@@ -12,10 +12,11 @@ import torch
 from hydra import compose, initialize_config_dir
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from makemore.config import register_resolvers, validate_config
+from makemore.config import validate_config
 from makemore.data.datamodule import CharDataModule
 from makemore.errors import ConfigError, TrainingDiverged
 from makemore.evaluation import mean_nll
+from makemore.resolvers import register_resolvers
 from makemore.training.checkpoint import load_checkpoint
 from makemore.training.module import LitLanguageModel
 from makemore.training.train import build_module, build_trainer, prepare_datamodule, train

@@ -12,14 +12,9 @@ from hydra import compose, initialize_config_dir
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 from tensorboard.plugins.custom_scalar import layout_pb2
 
-from makemore.config import (
-    check_eval_options,
-    check_sample_options,
-    register_resolvers,
-    run_label,
-    validate_config,
-)
+from makemore.config import check_eval_options, check_sample_options, validate_config
 from makemore.errors import ConfigError
+from makemore.resolvers import register_resolvers, run_label
 
 from .conftest import REPO, run_script, summary_rows, tensorboard_dir
 

@@ -7,7 +7,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from makemore.config import register_resolvers
+from makemore.resolvers import register_resolvers
 
 from .conftest import REPO, run_script, tensorboard_dir
 

@@ -17,12 +17,13 @@ from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
-from makemore.config import resume_checkpoint, run_label, show_config
+from makemore.config import resume_checkpoint, show_config
 from makemore.data.datamodule import CharDataModule
 from makemore.errors import ConfigError, TrainingDiverged, first_process
 from makemore.evaluation import mean_nll
 from makemore.io import atomic_write_json, atomic_write_text
 from makemore.models import model_class
+from makemore.resolvers import run_label
 from makemore.sampling import generate
 from makemore.third_party_noise import logging_kept, quiet_third_party_output
 from makemore.training.callbacks import TrainingClock
