@@ -32,7 +32,7 @@ def register_resolvers() -> None:
 
 
 # Overrides that do not tell runs apart: where things are read and written, and how a run continues.
-_UNNAMING_KEYS = ("hydra", "data.path", "resume", "ckpt_path", "name", "tags", "threads")
+_UNNAMING_KEYS = ("hydra", "data.path", "resume", "ckpt_path", "name", "tags", "threads", "print_config")
 
 
 def run_label(cfg: DictConfig) -> str:
