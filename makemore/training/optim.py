@@ -32,9 +32,11 @@ class FlatParameters:
     """The model's parameters as views into one flat tensor per weight-decay group, and their gradients as
     views into one flat gradient per group, so the optimizer steps one tensor per group: its per-tensor
     Python costs more than the arithmetic for models this small. Measured 2026-12-02 against the plain
-    parameter groups (in-process A/B, interleaved, same losses): GRU (makemore_gru) 3.85 vs 4.83 ms/step
-    (-20%), Transformer 13.0-15.8 vs 16.7-17.2 ms in the quiet rounds; no gain for the notebook's MLP
-    (444 vs 444 us). The update is the same elementwise arithmetic. Backward accumulates into the gradient
+    parameter groups (in-process A/B, interleaved, same losses) on a noisy 2-core machine, NOT settled: the
+    optimizer step alone saves 411 us of a 4-layer Transformer's ~13 ms step (5.6-10.9% of a whole step
+    timed outside Lightning, -5.7% in whole runs), 23 us for the GRU, 10 us for the notebook's MLP; a first
+    GRU figure of -20% did not repeat (+5.2%, -2.7%). To be re-measured on a quiet machine, and removed
+    if it stays under 5%. The update is the same elementwise arithmetic. Backward accumulates into the gradient
     views in place, as into DDP's gradient buckets: zero them with zero_grad(), never set them to None.
     """
 
