@@ -9,6 +9,7 @@ A refusal is one line naming the key, the value and the allowed range (each fiel
 `batch_size must be a positive integer, got 0`.
 """
 
+import functools
 import inspect
 import math
 from collections.abc import Mapping
@@ -64,7 +65,7 @@ def _message(error: Mapping[str, Any], schema: type[Schema], values: Any, where:
     if error["type"] == "extra_forbidden":
         extra = str(error["loc"][-1])
         if extra == "_target_":
-            return _names_code(f"{key}._target_" if key else f"{where}._target_".lstrip("."), error["input"])
+            return _names_code(f"{key}._target_" if key else "_target_", error["input"])
         allowed = ", ".join(f.alias or k for k, f in schema.model_fields.items()) if schema else ""
         return f"{key + '.' if key else ''}{extra} is not a setting of {what}; its settings are: {allowed}"
     if isinstance(values, Mapping) and "_target_" in values:
@@ -126,6 +127,7 @@ def _model_schema(name: str, cls: type) -> type[Schema]:
 _TYPE_TEXT = {int: "an integer", float: "a number", bool: "true or false", str: "text"}
 
 
+@functools.cache  # built once per process: every check of a model config and every checkpoint load uses them
 def model_schemas() -> dict[str, type[Schema]]:
     from makemore.models import MODELS
 

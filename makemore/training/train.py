@@ -267,13 +267,14 @@ def write_results(
         f"{split}_loss": mean_nll(best.model, ctx, datamodule.eval_batch_size)
         for split, ctx in datamodule.examples.items()
     }
+    record = datamodule.record()
     metrics = {
         "model": best.hparams.model["name"],
         "name": run_label(cfg),
         "num_params": best.num_params,
         "vocab_size": datamodule.vocab.size,
         "split_sizes": datamodule.split_sizes,
-        "data": {key: datamodule.record()[key] for key in ("path", "sha256")},  # what compare.py tells apart
+        "data": {"path": record["path"], "sha256": record["sha256"]},  # what compare.py tells apart
         "steps": trainer.global_step,
         "resumed_from_step": start_step,
         "train_time_s": round(train_time_s, 2),
