@@ -107,6 +107,10 @@ MODEL_KNOB_RULES: dict[str, tuple[Any, str]] = {  # knob -> (type, the refusal's
     "n_layer": (PositiveInt, POSITIVE_INT),
     "n_head": (PositiveInt, POSITIVE_INT),
     "dropout": (Annotated[float, Field(ge=0, lt=1)], "a number in [0, 1)"),
+    "emb_dropout": (Annotated[float, Field(ge=0, lt=1)], "a number in [0, 1)"),
+    "weight_dropout": (Annotated[float, Field(ge=0, lt=1)], "a number in [0, 1)"),
+    "attn_dropout": (Annotated[float, Field(ge=0, lt=1)] | None, "a number in [0, 1), or null for dropout's"),
+    "resid_dropout": (Annotated[float, Field(ge=0, lt=1)] | None, "a number in [0, 1), or null for dropout's"),
     "bn_momentum": (Annotated[float, Field(gt=0, le=1)], "a number in (0, 1]"),
 }
 
@@ -180,7 +184,15 @@ class AdamWConfig(Schema):
         return self
 
 
-OPTIMIZER_SCHEMAS: dict[str, type[Schema]] = {"sgd": SGDConfig, "adamw": AdamWConfig}
+class MuonConfig(AdamWConfig):
+    what: ClassVar[str] = "muon"
+    name: Literal["muon"]
+    momentum: float = rule(0.95, "a number in [0, 1)", ge=0, lt=1)
+    nesterov: bool = rule(True, "true or false")
+    ns_steps: PositiveInt = rule(5, POSITIVE_INT)
+
+
+OPTIMIZER_SCHEMAS: dict[str, type[Schema]] = {"sgd": SGDConfig, "adamw": AdamWConfig, "muon": MuonConfig}
 WARMUP = "a whole number of steps >= 0"
 
 
@@ -319,6 +331,7 @@ class TrainConfig(Schema):
     log_every: int = rule(text="a whole number of steps >= 0 (0: never log)", ge=0)
     steps_per_call: PositiveInt = rule()
     grad_clip: PositiveFloat | None = rule(text="a positive number (the largest gradient norm) or null")
+    ema: float | None = rule(None, "a decay in (0, 1), e.g. 0.999, or null (off)", gt=0, lt=1)
     ckpt_every: PositiveInt = rule()
     ckpt_path: str | None = rule(None, "a .ckpt file or null")
     resume: str | None = rule(None, "a run dir or null")

@@ -144,3 +144,25 @@ def test_refusals_to_resume(short_run, names_path, tmp_path):
         errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
         assert len(errors) == 1 and expected in errors[0], (name, result.stderr[-2000:])
         assert not (run_dir / "metrics.json").exists()
+
+
+def test_ema_run_killed_and_resumed_is_the_uninterrupted_run(names_path, tmp_path):
+    """ema=: the average is what validation scores and best.ckpt holds, and a SIGKILL + resume= gives the same
+    average, training weights, losses and curves as the uninterrupted run."""
+    run = [f"data.path={names_path}", *RUN, "ema=0.99"]
+    reference, killed = (start_run(tmp_path / name, *run) for name in ("reference", "killed"))
+    saved_step = wait_for_checkpoint(tmp_path / "killed", 750, killed)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert saved_step < 2000 and not (tmp_path / "killed" / "metrics.json").exists()
+    resumed = start_run(tmp_path / "killed", f"resume={tmp_path / 'killed'}")
+    for process in (reference, resumed):
+        assert process.wait(timeout=300) == 0, process.stderr.read()[-3000:]
+    assert_same_run(tmp_path / "killed", tmp_path / "reference")
+
+    best = torch.load(tmp_path / "reference" / "checkpoints" / "best.ckpt", weights_only=True)
+    averaged, trained = best["state_dict"], best["current_model_state"]  # Lightning's WeightAveraging layout
+    assert best["averaging_state"]["n_averaged"] == best["global_step"]  # one update per optimizer step
+    assert any(not torch.equal(averaged[k], trained[k]) for k in trained)
+    resumed_best = torch.load(tmp_path / "killed" / "checkpoints" / "best.ckpt", weights_only=True)
+    assert all(torch.equal(resumed_best["current_model_state"][k], trained[k]) for k in trained)

@@ -5,7 +5,9 @@ LSTM (Hochreiter & Schmidhuber 1997), as in Karpathy's makemore, run with torch'
 from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
 CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
@@ -15,6 +17,10 @@ class RNN(nn.Module):
 
     The state starts at zero: every item begins with the boundary token, which the first step reads.
     Subclasses only choose the cell; torch's default init (uniform +-1/sqrt(hidden)) is kept.
+    Regularization for small data, as in AWD-LSTM (Merity et al. 2017), off by default: `emb_dropout` drops whole
+    characters from the embedding table for a minibatch (their vectors are zero, the rest scaled by 1/(1-p));
+    `weight_dropout` is DropConnect on the hidden-to-hidden weights, one mask per minibatch shared by all time
+    steps, so the recurrence itself is regularized without disturbing the state from step to step.
     """
 
     view: ClassVar[str] = "sequence"
@@ -28,9 +34,12 @@ class RNN(nn.Module):
         hidden: int = 64,
         n_layer: int = 1,
         dropout: float = 0.0,
+        emb_dropout: float = 0.0,
+        weight_dropout: float = 0.0,
     ):
         super().__init__()
         self.block_size = block_size
+        self.emb_dropout, self.weight_dropout = emb_dropout, weight_dropout
         self.wte = nn.Embedding(vocab_size, emb_dim)
         # torch applies dropout between stacked layers only, and warns if asked to with one layer
         self.rnn = CELLS[self.cell](emb_dim, hidden, n_layer, batch_first=True, dropout=dropout if n_layer > 1 else 0.0)
@@ -42,7 +51,18 @@ class RNN(nn.Module):
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         # idx: (B, T) character ids -> logits (B, T, V)
-        h, _ = self.rnn(self.wte(idx))  # (B, T, hidden): the top layer's state after each position
+        table = self.wte.weight  # (V, emb_dim)
+        if self.training and self.emb_dropout:  # one keep/drop per character: a (V, 1) mask
+            keep = F.dropout(table.new_ones(table.shape[0], 1), self.emb_dropout)
+            table = table * keep
+        x = F.embedding(idx, table)  # (B, T, emb_dim)
+        if self.training and self.weight_dropout:
+            dropped = {
+                name: F.dropout(w, self.weight_dropout) for name, w in self.rnn.named_parameters() if "weight_hh" in name
+            }
+            h, _ = functional_call(self.rnn, dropped, (x,))
+        else:
+            h, _ = self.rnn(x)  # (B, T, hidden): the top layer's state after each position
         return self.lm_head(self.drop(h))
 
 

@@ -13,19 +13,19 @@ from torch import nn
 class CausalSelfAttention(nn.Module):
     """Multi-head self-attention where position t attends to positions <= t, in one fused SDPA call."""
 
-    def __init__(self, emb_dim: int, n_head: int, dropout: float, bias: bool):
+    def __init__(self, emb_dim: int, n_head: int, attn_dropout: float, resid_dropout: float, bias: bool):
         super().__init__()
         self.n_head = n_head
-        self.dropout = dropout
+        self.attn_dropout = attn_dropout
         self.qkv = nn.Linear(emb_dim, 3 * emb_dim, bias=bias)  # queries, keys and values of all heads at once
         self.proj = nn.Linear(emb_dim, emb_dim, bias=bias)  # a residual projection
-        self.drop = nn.Dropout(dropout)
+        self.drop = nn.Dropout(resid_dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
         # (B, T, 3C) -> (3, B, n_head, T, head_dim)
         q, k, v = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
-        p = self.dropout if self.training else 0.0
+        p = self.attn_dropout if self.training else 0.0  # on the attention weights
         y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)  # (B, n_head, T, head_dim)
         return self.drop(self.proj(y.transpose(1, 2).reshape(B, T, C)))  # heads side by side: (B, T, C)
 
@@ -33,13 +33,16 @@ class CausalSelfAttention(nn.Module):
 class Block(nn.Module):
     """x + Attn(LN(x)), then x + MLP(LN(x)): the pre-LayerNorm residual block of GPT-2."""
 
-    def __init__(self, emb_dim: int, n_head: int, hidden: int, dropout: float, bias: bool):
+    def __init__(self, emb_dim: int, n_head: int, hidden: int, attn_dropout: float, resid_dropout: float, bias: bool):
         super().__init__()
         self.ln_1 = nn.LayerNorm(emb_dim, bias=bias)
-        self.attn = CausalSelfAttention(emb_dim, n_head, dropout, bias)
+        self.attn = CausalSelfAttention(emb_dim, n_head, attn_dropout, resid_dropout, bias)
         self.ln_2 = nn.LayerNorm(emb_dim, bias=bias)
         self.mlp = nn.Sequential(
-            nn.Linear(emb_dim, hidden, bias=bias), nn.GELU(), nn.Linear(hidden, emb_dim, bias=bias), nn.Dropout(dropout)
+            nn.Linear(emb_dim, hidden, bias=bias),
+            nn.GELU(),
+            nn.Linear(hidden, emb_dim, bias=bias),
+            nn.Dropout(resid_dropout),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -53,6 +56,8 @@ class Transformer(nn.Module):
     nanoGPT's init: N(0, 0.02) for Linear and Embedding weights, zero biases, and the projections that
     write into the residual stream (attention output, MLP output) at 0.02/sqrt(2*n_layer), so the
     stream's variance does not grow with depth.
+    `dropout` applies to the embeddings, the attention weights and the two residual paths (attention output, MLP
+    output) alike; `attn_dropout` and `resid_dropout` set the last two apart (null: `dropout`).
     """
 
     view: ClassVar[str] = "sequence"
@@ -67,6 +72,8 @@ class Transformer(nn.Module):
         hidden: int = 256,
         dropout: float = 0.0,
         bias: bool = True,
+        attn_dropout: float | None = None,
+        resid_dropout: float | None = None,
     ):
         super().__init__()
         if emb_dim % n_head:
@@ -75,7 +82,9 @@ class Transformer(nn.Module):
         self.wte = nn.Embedding(vocab_size, emb_dim)
         self.wpe = nn.Embedding(block_size, emb_dim)
         self.drop = nn.Dropout(dropout)
-        self.blocks = nn.Sequential(*(Block(emb_dim, n_head, hidden, dropout, bias) for _ in range(n_layer)))
+        attn_p = dropout if attn_dropout is None else attn_dropout
+        resid_p = dropout if resid_dropout is None else resid_dropout
+        self.blocks = nn.Sequential(*(Block(emb_dim, n_head, hidden, attn_p, resid_p, bias) for _ in range(n_layer)))
         self.ln_f = nn.LayerNorm(emb_dim, bias=bias)
         self.lm_head = nn.Linear(emb_dim, vocab_size, bias=bias)
         for module in self.modules():

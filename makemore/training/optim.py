@@ -1,6 +1,7 @@
 """Optimizers and learning-rate schedules, built by name from plain values (checked by makemore.schema).
 
-Optimizers: `sgd` (the notebook's) and `adamw`. Schedules, stepped once per optimizer step: `constant`, `step`
+Optimizers: `sgd` (the notebook's), `adamw`, and `muon` (Muon for the hidden layers' matrices, AdamW for the
+rest). Schedules, stepped once per optimizer step: `constant`, `step`
 (x gamma at each milestone, the notebook's decay) and `cosine` (to min_lr at total_steps), each after an optional
 linear warmup of warmup_steps (from lr / warmup_steps up to lr).
 """
@@ -15,7 +16,57 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
 
-OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {"sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}
+class MuonWithAdamW(torch.optim.Optimizer):
+    """Muon (Jordan et al. 2024: momentum, then the update orthogonalized by Newton-Schulz iterations) for the
+    param groups marked "muon" (the hidden layers' 2-D weights), AdamW for the others (embeddings, the output
+    layer, biases and gains), as one optimizer, so one LR schedule, one checkpoint entry and Lightning's one-optimizer
+    loop serve both. Muon's lr is matched to AdamW's update RMS (torch's adjust_lr_fn="match_rms_adamw"), so one
+    `lr` means the same for both.
+    """
+
+    def __init__(
+        self,
+        params: list[dict[str, Any]],
+        lr: float,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        amsgrad: bool = False,
+        momentum: float = 0.95,
+        nesterov: bool = True,
+        ns_steps: int = 5,
+        fused: bool | None = None,
+    ):
+        muon_groups = [group for group in params if group.get("muon")]
+        adamw_groups = [group for group in params if not group.get("muon")]
+        self.muon = torch.optim.Muon(
+            muon_groups, lr=lr, momentum=momentum, nesterov=nesterov, ns_steps=ns_steps, adjust_lr_fn="match_rms_adamw"
+        )
+        self.adamw = torch.optim.AdamW(adamw_groups, lr=lr, betas=betas, eps=eps, amsgrad=amsgrad, fused=fused)
+        # the inner optimizers' own group dicts: a schedule setting group["lr"] here sets it for them
+        super().__init__(self.muon.param_groups + self.adamw.param_groups, {"lr": lr})
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        loss = None
+        if closure is not None:  # Lightning's automatic optimization: forward and backward happen in the closure
+            with torch.enable_grad():
+                loss = closure()
+        self.muon.step()
+        self.adamw.step()
+        return loss
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"muon": self.muon.state_dict(), "adamw": self.adamw.state_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.muon.load_state_dict(state_dict["muon"])
+        self.adamw.load_state_dict(state_dict["adamw"])
+
+
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "sgd": torch.optim.SGD,
+    "adamw": torch.optim.AdamW,
+    "muon": MuonWithAdamW,
+}
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -26,6 +77,32 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return [group for group in groups if group["params"]]  # the bigram has no biases
+
+
+def hidden_matrices(model: nn.Module) -> list[nn.Parameter]:
+    """The 2-D weights Muon is for: every matrix but the embedding tables (nn.Embedding's, char_embedding()) and
+    the output layer (the last matrix a model registers: lm_head, or the notebook MLP's U)."""
+    tables = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    char_table = model.char_embedding() if hasattr(model, "char_embedding") else None
+    if char_table is not None:
+        tables.add(id(char_table))
+    matrices = [p for p in model.parameters() if p.dim() == 2]
+    return [p for p in matrices[:-1] if id(p) not in tables]
+
+
+def muon_param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Muon's group (the hidden matrices, kept in shape: Muon orthogonalizes each one), then AdamW's groups."""
+    muon = hidden_matrices(model)
+    if not muon:
+        raise ValueError(f"optimizer=muon needs hidden layers; {type(model).__name__} has none (use optimizer=adamw)")
+    ids = {id(p) for p in muon}
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    groups = [
+        {"params": muon, "weight_decay": weight_decay, "muon": True, "keep_shapes": True},
+        {"params": [p for p in rest if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return [group for group in groups if group["params"]]
 
 
 class FlatParameters:
@@ -40,11 +117,17 @@ class FlatParameters:
     views in place, as into DDP's gradient buckets: zero them with zero_grad(), never set them to None.
     """
 
-    def __init__(self, model: nn.Module, weight_decay: float):
+    def __init__(self, groups: list[dict[str, Any]]):
         self.groups: list[dict[str, Any]] = []
+        self.flat_tensors: list[torch.Tensor] = []
         self._grad_views: list[tuple[nn.Parameter, torch.Tensor]] = []
-        for group in param_groups(model, weight_decay):
+        for group in groups:
             params = [p for p in group["params"] if p.numel()]
+            if group.get("keep_shapes"):  # Muon's matrices: each its own tensor, with its own gradient
+                self._grad_views += [(p, torch.zeros_like(p)) for p in params]
+                self.flat_tensors += params
+                self.groups.append({k: v for k, v in group.items() if k != "keep_shapes"} | {"params": params})
+                continue
             flat = torch.cat([p.detach().flatten() for p in params]).requires_grad_()
             flat.grad = torch.zeros_like(flat)
             offset = 0
@@ -54,7 +137,7 @@ class FlatParameters:
                 self._grad_views.append((p, flat.grad[offset : offset + n].view_as(p)))
                 offset += n
             self.groups.append({**group, "params": [flat]})
-        self.flat_tensors = [group["params"][0] for group in self.groups]
+            self.flat_tensors.append(flat)
         self.attach_grads()
 
     def attach_grads(self) -> None:
@@ -88,7 +171,8 @@ def build_optimizer(config: Mapping[str, Any], model: nn.Module) -> tuple[torch.
     settings = {k: v for k, v in config.items() if k not in ("name", "weight_decay")}
     if "betas" in settings:
         settings["betas"] = tuple(settings["betas"])
-    flat = FlatParameters(model, config.get("weight_decay", 0.0))
+    grouping = muon_param_groups if cls is MuonWithAdamW else param_groups
+    flat = FlatParameters(grouping(model, config.get("weight_decay", 0.0)))
     return cls(flat.groups, **settings), flat
 
 

@@ -13,7 +13,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate, to_absolute_path
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint, ProgressBar
+from lightning.pytorch.callbacks import Checkpoint, EMAWeightAveraging, ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
@@ -131,6 +131,8 @@ def train(cfg: DictConfig) -> float:
     loggers = build_loggers(cfg, purge_step=start_step if start_step else None)
     clock = TrainingClock()
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + [clock]
+    if cfg.ema is not None:  # its on_train_batch_end runs after every optimizer step: the plan takes the one-step path
+        callbacks.append(EMAWeightAveraging(decay=cfg.ema))
     trainer = build_trainer(cfg, module, datamodule, loggers, callbacks)
 
     start = time.perf_counter()
