@@ -19,26 +19,41 @@ HEADERS = ["run", "model", "parameters", "steps", "train time (s)", "train", "va
 MIXED_FIX = "pass --mixed to put them in one table anyway"
 
 
-def run_dirs(paths: list[Path]) -> list[Path]:
-    """Each path that holds a metrics.json, or the job directories of a sweep directory."""
+def run_files(paths: list[Path]) -> list[Path]:
+    """Each path's metrics.json, or an ensemble's eval.json (scripts/eval.py ckpt='[...]'; the file itself may be
+    given), or the metrics.json files of a sweep directory's jobs."""
     found = []
     for path in paths:
-        if (path / "metrics.json").is_file():
+        if path.is_file() and "members" in _read(path):
             found.append(path)
-        elif path.is_dir() and (jobs := sorted(p.parent for p in path.glob("*/metrics.json"))):
+        elif (path / "metrics.json").is_file():
+            found.append(path / "metrics.json")
+        elif (path / "eval.json").is_file() and "members" in _read(path / "eval.json"):
+            found.append(path / "eval.json")
+        elif path.is_dir() and (jobs := sorted(path.glob("*/metrics.json"))):
             found += jobs
         else:
-            raise MakemoreError(f"{path}: no metrics.json there or in its subdirectories; pass finished run dirs")
+            raise MakemoreError(
+                f"{path}: no metrics.json there or in its subdirectories, nor an ensemble's eval.json; pass finished "
+                "run dirs"
+            )
     return found
 
 
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def family_rows(paths: list[Path]) -> list[dict[str, Any]]:
-    """One row per run, lowest val loss first; row["data"] is metrics.json's data record (path, sha256) with
+    """One row per run or ensemble, lowest val loss first; row["data"] is the data record (path, sha256) with
     its targets per split, or None for a run that records none."""
     rows = []
-    for run_dir in run_dirs(paths):
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-        row = {"run": metrics.get("name") or run_dir.name, **{k: metrics.get(k) for k in COLUMNS[1:]}}
+    for file in run_files(paths):
+        metrics = json.loads(file.read_text())
+        row = {"run": metrics.get("name") or file.parent.name, **{k: metrics.get(k) for k in COLUMNS[1:]}}
         data = metrics.get("data")
         rows.append({**row, "data": data and {**data, "split_sizes": metrics.get("split_sizes")}})
     return sorted(rows, key=lambda row: row["val_loss"])

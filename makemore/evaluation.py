@@ -48,6 +48,15 @@ def evaluate(
     file whose characters the model knows) with the same fractions and seed.
     """
     path, splits = recorded_splits(record, data_path)
+    check_known_chars(vocab, splits, path)
+    results = {}
+    for name, split in splits.items():
+        examples = build_examples(model.view, split, vocab, model.block_size)
+        results[name] = loss_record(mean_nll(model, examples, chunk_size), examples.num_targets)
+    return {"data": str(path), **results}
+
+
+def check_known_chars(vocab: Vocabulary, splits: dict[str, list[str]], path: Path) -> None:
     unknown = vocab.unknown_chars(item for split in splits.values() for item in split)
     if unknown:
         shown = "".join(unknown[:20])
@@ -55,14 +64,9 @@ def evaluate(
             f"{path} has {len(unknown)} characters the model has never seen: {shown!r}; "
             "evaluate on a file with the training vocabulary"
         )
-    results = {}
-    for name, split in splits.items():
-        examples = build_examples(model.view, split, vocab, model.block_size)
-        loss = mean_nll(model, examples, chunk_size)
-        results[name] = {
-            "loss": loss,
-            "bits_per_char": loss / math.log(2),
-            "perplexity": math.exp(loss),
-            "targets": examples.num_targets,  # every character and the end of every item
-        }
-    return {"data": str(path), **results}
+
+
+def loss_record(loss: float, targets: int) -> dict[str, float | int]:
+    """A split's mean NLL in nats/char, in bits/char and as perplexity, over `targets` (every character and the
+    end of every item)."""
+    return {"loss": loss, "bits_per_char": loss / math.log(2), "perplexity": math.exp(loss), "targets": targets}

@@ -1,5 +1,8 @@
 """Batched generation: one forward pass per character position for all unfinished samples at once."""
 
+import math
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -19,9 +22,28 @@ def sample_next(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor
     return ix.clamp_(max=probs.shape[-1] - 1)  # u above a cumsum rounded below 1
 
 
+def next_char_logits(models: Sequence[nn.Module], history: torch.Tensor) -> torch.Tensor:
+    """history (N, t): each item so far after its one leading boundary -> the next character's logits (N, V).
+
+    A context model sees the last block_size ids, boundary-padded on the left as in training; a sequence model the
+    item from its leading boundary, at most its last block_size ids. Several models (an ensemble): the log of the
+    mean of their probabilities."""
+    logits = []
+    for model in models:
+        if model.view == "sequence":
+            logits.append(model(history[:, -model.block_size :])[:, -1])
+        else:
+            padding = model.block_size - history.shape[1]
+            context = torch.nn.functional.pad(history, (padding, 0), value=BOUNDARY_ID) if padding > 0 else history
+            logits.append(model(context[:, -model.block_size :]))
+    if len(logits) == 1:
+        return logits[0]
+    return torch.logsumexp(torch.stack(logits).log_softmax(dim=-1), dim=0) - math.log(len(logits))
+
+
 @torch.no_grad()
 def generate(
-    model: nn.Module,
+    model: nn.Module | Sequence[nn.Module],
     vocab: Vocabulary,
     num_samples: int,
     max_len: int = 100,
@@ -30,29 +52,29 @@ def generate(
     seed: int = 0,
     prefix: str = "",
 ) -> list[str]:
-    """Sample `num_samples` items that start with `prefix`, until the boundary id or max_len new characters.
+    """Sample `num_samples` items that start with `prefix`, until the boundary id or max_len new characters,
+    from a model or an ensemble (a list of models: the mean of their probabilities, see next_char_logits).
     temperature=0 is greedy decoding (the most likely character every time, so every item is the same).
 
-    A context model sees the last block_size ids (boundary-padded, as in training); a sequence model sees
-    the item so far from its leading boundary, at most its last block_size ids. Rows that have emitted the
-    boundary drop out of the batch, so the cost follows the total length of the items rather than
-    num_samples x the longest. The same seed gives the same items.
+    Rows that have emitted the boundary drop out of the batch, so the cost follows the total length of the items
+    rather than num_samples x the longest. The same seed gives the same items.
     """
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
+    models = [model] if isinstance(model, nn.Module) else list(model)
+    was_training = [m.training for m in models]
+    for m in models:
+        m.eval()
+    device = next(models[0].parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     unknown = vocab.unknown_chars([prefix])
     if unknown:
         raise MakemoreError(f"prefix {prefix!r} has characters the model does not know: {''.join(unknown)!r}")
-    block_size, sequence = model.block_size, model.view == "sequence"
-    start = [BOUNDARY_ID] * (1 if sequence else block_size) + vocab.encode(prefix)
+    block_size = max(m.block_size for m in models)  # the most history any model looks at
+    start = [BOUNDARY_ID] + vocab.encode(prefix)
     history = torch.tensor([start], device=device).repeat(num_samples, 1)  # (n_active, t)
     out = torch.full((num_samples, max_len), BOUNDARY_ID, dtype=torch.long, device=device)
     active = torch.arange(num_samples, device=device)  # rows still generating
     for t in range(max_len):
-        logits = model(history[:, -block_size:])  # (n_active, V) or (n_active, t, V)
-        logits = logits[:, -1] if sequence else logits
+        logits = next_char_logits(models, history)  # (n_active, V)
         if temperature == 0:
             ix = logits.argmax(dim=-1)
         else:
@@ -67,7 +89,8 @@ def generate(
         if len(active) == 0:
             break
         history = torch.cat([history[:, -block_size:], ix.unsqueeze(1)], dim=1)
-    model.train(was_training)
+    for m, mode in zip(models, was_training, strict=True):
+        m.train(mode)
     return [prefix + vocab.decode(row) for row in out.tolist()]
 
 

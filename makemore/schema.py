@@ -355,12 +355,14 @@ CKPT_REQUIRED = "ckpt is required: pass ckpt=<run dir> or ckpt=<file.ckpt>"
 
 
 class ToolOptions(Schema):
-    ckpt: str | None = rule(text="a path (a run dir or a .ckpt file)")
+    ckpt: str | list[str] | None = rule(
+        text="a path (a run dir or a .ckpt file), or a list of them for an ensemble: '[RUN_A,RUN_B]'"
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _ckpt_given(cls, values: Any) -> Any:
-        if isinstance(values, Mapping) and values.get("ckpt") in (None, "", "???"):
+        if isinstance(values, Mapping) and values.get("ckpt") in (None, "", "???", []):
             raise ConfigError(CKPT_REQUIRED)
         return values
 

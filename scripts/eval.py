@@ -1,4 +1,7 @@
-"""Evaluate a trained model on its train/val/test splits: python scripts/eval.py ckpt=<run dir or .ckpt>"""
+"""Evaluate a trained model on its train/val/test splits: python scripts/eval.py ckpt=<run dir or .ckpt>
+
+An ensemble: ckpt='[RUN_A,RUN_B,...]' scores each member and the mean of their next-character probabilities.
+"""
 
 import hydra
 from omegaconf import DictConfig
@@ -12,25 +15,59 @@ from makemore.config import check_eval_options
 def main(cfg: DictConfig) -> None:
     from pathlib import Path
 
-    from makemore.evaluation import evaluate
+    from omegaconf import OmegaConf
+
     from makemore.io import atomic_write_json
-    from makemore.training.checkpoint import load_checkpoint, resolve_checkpoint
+    from makemore.training.checkpoint import load_members
 
     check_eval_options(cfg)
-    ckpt_path = resolve_checkpoint(cfg.ckpt)
-    module, ckpt = load_checkpoint(ckpt_path)
+    ckpt = OmegaConf.to_container(cfg.ckpt) if OmegaConf.is_list(cfg.ckpt) else cfg.ckpt
+    paths, modules, ckpts = load_members(ckpt)
+    if isinstance(ckpt, str):
+        out = Path(cfg.out) if cfg.out else paths[0].parent.parent / "eval.json"
+        results = single(paths[0], modules[0], ckpts[0], cfg)
+    else:
+        from datetime import datetime
+
+        out = Path(cfg.out or f"outputs/ensembles/{datetime.now():%Y-%m-%d_%H-%M-%S}/eval.json")
+        results = ensemble(paths, modules, ckpts, cfg)
+    atomic_write_json(out, results)
+    print(f"written: {out}")
+
+
+def single(path, module, ckpt, cfg: DictConfig) -> dict:
+    from makemore.evaluation import evaluate
+
     results = {
-        "ckpt": str(ckpt_path),
+        "ckpt": str(path),
         "step": ckpt["global_step"],
         **evaluate(module.model, module.vocab, module.hparams.data, cfg.data.path, cfg.eval_batch_size),
     }
-    out = Path(cfg.out) if cfg.out else ckpt_path.parent.parent / "eval.json"
-    atomic_write_json(out, results)
     print(f"{'split':<6} {'loss':>8} {'bits/char':>10} {'perplexity':>11} {'targets':>9}")
     for split in ("train", "val", "test"):
         r = results[split]
         print(f"{split:<6} {r['loss']:8.4f} {r['bits_per_char']:10.4f} {r['perplexity']:11.3f} {r['targets']:9d}")
-    print(f"written: {out}")
+    return results
+
+
+def ensemble(paths, modules, ckpts, cfg: DictConfig) -> dict:
+    """Members and ensemble in one table; eval.json also holds the row compare.py shows for the ensemble."""
+    from makemore.ensemble import ensemble_row, evaluate_ensemble
+    from makemore.tables import markdown_table
+
+    scores = evaluate_ensemble(modules, cfg.data.path, cfg.eval_batch_size)
+    members = [
+        {"ckpt": str(p), "model": m.hparams.model["name"], "step": c["global_step"], "num_params": m.num_params, **s}
+        for p, m, c, s in zip(paths, modules, ckpts, scores["members"], strict=True)
+    ]
+    row = ensemble_row(members, scores["ensemble"], modules[0].hparams.data)
+    rows = [[str(i + 1), m["model"], m["ckpt"], f"{m['num_params']:,}"] for i, m in enumerate(members)]
+    rows = [r + [f"{m[s]['loss']:.4f}" for s in ("train", "val", "test")] for r, m in zip(rows, members, strict=True)]
+    rows.append(["", row["name"], "", f"{row['num_params']:,}"] + [f"{row[f'{s}_loss']:.4f}" for s in ("train", "val", "test")])
+    sizes = " / ".join(f"{n:,} {split}" for split, n in row["split_sizes"].items())
+    print(f"loss (nats/char) over the same targets of {scores['data']} ({sizes} targets)\n")
+    print(markdown_table(["member", "model", "checkpoint", "parameters", "train", "val", "test"], rows), end="")
+    return {**row, "members": members, "ensemble": scores["ensemble"], "data_file": scores["data"]}
 
 
 if __name__ == "__main__":

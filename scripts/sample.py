@@ -1,6 +1,7 @@
 """Sample items from a trained model: python scripts/sample.py ckpt=<run dir or .ckpt> [n=20 temperature=1.0 ...]
 
 temperature=0 is greedy decoding: the most likely character every time (every item is then the same).
+An ensemble: ckpt='[RUN_A,RUN_B,...]' samples from the mean of the members' next-character probabilities.
 """
 
 import sys
@@ -15,14 +16,17 @@ from makemore.config import check_sample_options
 @hydra.main(version_base="1.3", config_path="../conf", config_name="sample")
 @report_user_errors
 def main(cfg: DictConfig) -> None:
+    from omegaconf import OmegaConf
+
     from makemore.errors import MakemoreError
     from makemore.sampling import generate, training_items
-    from makemore.training.checkpoint import load_checkpoint
+    from makemore.training.checkpoint import load_members
 
     check_sample_options(cfg)
-    module, _ = load_checkpoint(cfg.ckpt)
+    _, modules, _ = load_members(OmegaConf.to_container(cfg.ckpt) if OmegaConf.is_list(cfg.ckpt) else cfg.ckpt)
+    module = modules[0]  # the members share vocabulary and data
     samples = generate(
-        module.model,
+        [m.model for m in modules],
         module.vocab,
         cfg.n,
         max_len=cfg.max_len,

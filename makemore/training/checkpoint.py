@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from makemore.ensemble import check_members
 from makemore.errors import CheckpointWriteError, ConfigError, MakemoreError
 from makemore.schema import check_stored_config
 from makemore.training.module import LitLanguageModel
@@ -83,6 +84,16 @@ def load_checkpoint(path: str | Path) -> tuple[LitLanguageModel, dict[str, Any]]
         message = f"{path}: its weights do not fit its model config ({type(e).__name__}: {e})"
         raise MakemoreError(message[:500]) from None
     return module.eval(), ckpt
+
+
+def load_members(ckpt: str | list[str]) -> tuple[list[Path], list[LitLanguageModel], list[dict[str, Any]]]:
+    """The checkpoint `ckpt` names, or each of a list of them (an ensemble's members, refused in one line unless
+    they share data and vocabulary): their paths, modules and raw checkpoints."""
+    paths = [resolve_checkpoint(p) for p in ([ckpt] if isinstance(ckpt, str) else ckpt)]
+    loaded = [load_checkpoint(p) for p in paths]
+    modules, ckpts = [m for m, _ in loaded], [c for _, c in loaded]
+    check_members(paths, modules)
+    return paths, modules, ckpts
 
 
 def check_resumable(ckpt: dict[str, Any], path: Path, module: LitLanguageModel) -> None:
