@@ -41,7 +41,9 @@ def check_members(paths: list[Path], modules: list[Any]) -> None:
 
 
 @torch.no_grad()
-def target_log_probs(model: nn.Module, examples: Examples, chunk_size: int = 65536) -> tuple[torch.Tensor, torch.Tensor]:
+def target_log_probs(
+    model: nn.Module, examples: Examples, chunk_size: int = 65536
+) -> tuple[torch.Tensor, torch.Tensor]:
     """log p(target | its prefix) of every scored target of a split, in stream order (item by item, character by
     character, in either view), as float64, and the target ids."""
     was_training = model.training
@@ -79,7 +81,9 @@ def evaluate_ensemble(
         per_member, reference = [], None
         for i, module in enumerate(modules):
             model = module.model
-            log_probs, targets = target_log_probs(model, build_examples(model.view, split, first.vocab, model.block_size), chunk_size)
+            log_probs, targets = target_log_probs(
+                model, build_examples(model.view, split, first.vocab, model.block_size), chunk_size
+            )
             if reference is None:
                 reference = targets
             elif not torch.equal(targets, reference):  # a guard: the views must agree on what is scored

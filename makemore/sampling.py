@@ -69,7 +69,7 @@ def generate(
     if unknown:
         raise MakemoreError(f"prefix {prefix!r} has characters the model does not know: {''.join(unknown)!r}")
     block_size = max(m.block_size for m in models)  # the most history any model looks at
-    start = [BOUNDARY_ID] + vocab.encode(prefix)
+    start = [BOUNDARY_ID, *vocab.encode(prefix)]
     history = torch.tensor([start], device=device).repeat(num_samples, 1)  # (n_active, t)
     out = torch.full((num_samples, max_len), BOUNDARY_ID, dtype=torch.long, device=device)
     active = torch.arange(num_samples, device=device)  # rows still generating

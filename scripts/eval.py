@@ -63,7 +63,9 @@ def ensemble(paths, modules, ckpts, cfg: DictConfig) -> dict:
     row = ensemble_row(members, scores["ensemble"], modules[0].hparams.data)
     rows = [[str(i + 1), m["model"], m["ckpt"], f"{m['num_params']:,}"] for i, m in enumerate(members)]
     rows = [r + [f"{m[s]['loss']:.4f}" for s in ("train", "val", "test")] for r, m in zip(rows, members, strict=True)]
-    rows.append(["", row["name"], "", f"{row['num_params']:,}"] + [f"{row[f'{s}_loss']:.4f}" for s in ("train", "val", "test")])
+    rows.append(
+        ["", row["name"], "", f"{row['num_params']:,}"] + [f"{row[f'{s}_loss']:.4f}" for s in ("train", "val", "test")]
+    )
     sizes = " / ".join(f"{n:,} {split}" for split, n in row["split_sizes"].items())
     print(f"loss (nats/char) over the same targets of {scores['data']} ({sizes} targets)\n")
     print(markdown_table(["member", "model", "checkpoint", "parameters", "train", "val", "test"], rows), end="")

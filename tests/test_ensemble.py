@@ -33,7 +33,12 @@ def tiny_pair(tmp_path):
     so longer words are cut into windows) on a tiny word file."""
     path = tmp_path / "words.txt"
     path.write_text("\n".join(WORDS) + "\n")
-    record = {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "split": SPLIT, "split_seed": 7}
+    record = {
+        "path": str(path),
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "split": SPLIT,
+        "split_seed": 7,
+    }
     vocab = ["a", "b", "c"]
     mlp = lit({"name": "mlp", "block_size": 2, "emb_dim": 3, "hidden": 5}, vocab, record, seed=1)
     lstm = lit({"name": "lstm", "block_size": 3, "emb_dim": 4, "hidden": 6}, vocab, record, seed=2)
@@ -52,7 +57,7 @@ def by_hand(models, items: list[str]) -> float:
             probs = []
             for m in models:
                 if m.view == "context":
-                    context = ([0, 0] + ids[:t])[-2:]
+                    context = ([0, 0, *ids[:t]])[-2:]
                     logits = m(torch.tensor([context]))[0]
                 else:
                     start = ((t - 1) // 3) * 3  # this target's window starts at stream offset start
@@ -65,7 +70,7 @@ def by_hand(models, items: list[str]) -> float:
 
 
 def test_ensemble_nll_matches_a_hand_computation(tiny_pair):
-    mlp, lstm, record = tiny_pair
+    mlp, lstm, _record = tiny_pair
     scores = evaluate_ensemble([mlp, lstm])
     splits = make_splits(WORDS, SPLIT, 7)
     with torch.no_grad():
@@ -87,7 +92,7 @@ def test_ensemble_samples_follow_the_mean_of_the_members_distributions(tiny_pair
     chars = " abc"
     with torch.no_grad():
         for _ in range(6):
-            p_mlp = torch.softmax(mlp.model(torch.tensor([([0, 0] + ids)[-2:]]))[0], -1)
+            p_mlp = torch.softmax(mlp.model(torch.tensor([([0, 0, *ids])[-2:]]))[0], -1)
             p_lstm = torch.softmax(lstm.model(torch.tensor([ids[-3:]]))[0, -1], -1)
             nxt = int(((p_mlp + p_lstm) / 2).argmax())
             if nxt == 0:
@@ -103,7 +108,7 @@ def test_members_on_other_data_are_refused_in_one_line(tiny_pair, tmp_path):
 
     mlp, lstm, record = tiny_pair
     other = lit(dict(lstm.hparams.model), ["a", "b", "c"], {**record, "split_seed": 8}, seed=3)
-    with pytest.raises(MakemoreError, match="same data and vocabulary: .*b.ckpt has other data"):
+    with pytest.raises(MakemoreError, match=r"same data and vocabulary: .*b\.ckpt has other data"):
         check_members([tmp_path / "a.ckpt", tmp_path / "b.ckpt"], [mlp, other])
     bigger = lit(dict(lstm.hparams.model), ["a", "b", "c", "d"], record, seed=3)
     with pytest.raises(MakemoreError, match="another vocabulary"):

@@ -58,7 +58,9 @@ class RNN(nn.Module):
         x = F.embedding(idx, table)  # (B, T, emb_dim)
         if self.training and self.weight_dropout:
             dropped = {
-                name: F.dropout(w, self.weight_dropout) for name, w in self.rnn.named_parameters() if "weight_hh" in name
+                name: F.dropout(w, self.weight_dropout)
+                for name, w in self.rnn.named_parameters()
+                if "weight_hh" in name
             }
             h, _ = functional_call(self.rnn, dropped, (x,))
         else:

@@ -16,6 +16,7 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
 
+
 class MuonWithAdamW(torch.optim.Optimizer):
     """Muon (Jordan et al. 2024: momentum, then the update orthogonalized by Newton-Schulz iterations) for the
     param groups marked "muon" (the hidden layers' 2-D weights), AdamW for the others (embeddings, the output
