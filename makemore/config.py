@@ -24,6 +24,7 @@ def validate_config(cfg: DictConfig) -> None:
 
     from makemore import schema
     from makemore.models import build_model
+    from makemore.training.optim import hidden_matrices
     from makemore.training.plan import check_trainer_args
 
     values = {key: _plain(cfg, key) for key in cfg if key not in NOT_MAKEMORES}
@@ -33,7 +34,12 @@ def validate_config(cfg: DictConfig) -> None:
     schema.check_optimizer(values["optimizer"])
     schema.check_scheduler(values["scheduler"])
     with torch.random.fork_rng(devices=[]):  # the model constructor's own rules (heads divide emb_dim ...)
-        build_model(values["model"], vocab_size=2)
+        model = build_model(values["model"], vocab_size=2)
+    if values["optimizer"]["name"] == "muon" and not hidden_matrices(model):
+        raise ConfigError(
+            f"optimizer=muon is for hidden layers' weight matrices, and model={values['model']['name']} has none; "
+            "use optimizer=adamw"
+        )
     if values["model"].get("block_size", cfg.data.block_size) != cfg.data.block_size:
         raise ConfigError(
             f"model.block_size={values['model']['block_size']} differs from data.block_size={cfg.data.block_size}; "

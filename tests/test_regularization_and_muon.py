@@ -94,9 +94,13 @@ def test_muon_trains_and_its_state_round_trips():
         build_optimizer(config, MODELS["bigram"](vocab_size=27))
 
 
-def test_ema_key_is_checked_at_the_door(tmp_path):
-    result = run_script("train.py", "ema=1.5", f"hydra.run.dir={tmp_path / 'run'}")
-    assert result.returncode == 2 and "Traceback" not in result.stderr
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [(["ema=1.5"], ["ema", "(0, 1)"]), (["model=bigram", "optimizer=muon"], ["muon", "optimizer=adamw"])],
+)
+def test_ema_and_muon_are_checked_at_the_door(tmp_path, args, words):
+    result = run_script("train.py", *args, f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
     (line,) = [line for line in result.stderr.splitlines() if "error" in line]
-    assert "ema" in line and "(0, 1)" in line
+    assert all(word in line for word in words), line
     assert not (tmp_path / "run").exists()
