@@ -3,18 +3,24 @@
 An ensemble: ckpt='[RUN_A,RUN_B,...]' scores each member and the mean of their next-character probabilities.
 """
 
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import hydra
 from omegaconf import DictConfig
 
 from makemore.cli import report_user_errors, run
 from makemore.config import check_eval_options
 
+if TYPE_CHECKING:
+    from makemore.training.module import LitLanguageModel
+
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
 @report_user_errors
 def main(cfg: DictConfig) -> None:
-    from pathlib import Path
-
     from omegaconf import OmegaConf
 
     from makemore.io import atomic_write_json
@@ -35,7 +41,7 @@ def main(cfg: DictConfig) -> None:
     print(f"written: {out}")
 
 
-def single(path, module, ckpt, cfg: DictConfig) -> dict:
+def single(path: Path, module: LitLanguageModel, ckpt: dict, cfg: DictConfig) -> dict:
     from makemore.evaluation import evaluate
 
     results = {
@@ -50,7 +56,7 @@ def single(path, module, ckpt, cfg: DictConfig) -> dict:
     return results
 
 
-def ensemble(paths, modules, ckpts, cfg: DictConfig) -> dict:
+def ensemble(paths: list[Path], modules: list[LitLanguageModel], ckpts: list[dict], cfg: DictConfig) -> dict:
     """Members and ensemble in one table; eval.json also holds the row compare.py shows for the ensemble."""
     from makemore.ensemble import ensemble_row, evaluate_ensemble
     from makemore.tables import markdown_table
