@@ -14,12 +14,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from makemore.data.contexts import recorded_splits
+from makemore.data.contexts import SPLIT_IDENTITY, recorded_splits
 from makemore.data.views import Examples, build_examples
 from makemore.errors import MakemoreError
 from makemore.evaluation import check_known_chars, loss_record
-
-DATA_KEYS = ("sha256", "split", "split_seed", "overfit_items")  # the same bytes, cut into the same splits
 
 
 def check_members(paths: list[Path], modules: list[Any]) -> None:
@@ -30,7 +28,7 @@ def check_members(paths: list[Path], modules: list[Any]) -> None:
         data = module.hparams.data or {}
         if module.vocab.chars != first.vocab.chars:
             what = f"another vocabulary ({module.vocab.size} characters, {first.vocab.size} in {paths[0]})"
-        elif any(data.get(k) != first_data.get(k) for k in DATA_KEYS):
+        elif any(data.get(k) != first_data.get(k) for k in SPLIT_IDENTITY):
             what = f"other data ({data.get('path')}, {first_data.get('path')} for {paths[0]})"
         else:
             continue

@@ -1,6 +1,5 @@
 """Batched generation: one forward pass per character position for all unfinished samples at once."""
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -8,6 +7,7 @@ from torch import nn
 
 from makemore.data.contexts import recorded_splits
 from makemore.data.vocab import BOUNDARY_ID, Vocabulary
+from makemore.ensemble import mean_of_probabilities
 from makemore.errors import MakemoreError
 
 
@@ -38,7 +38,7 @@ def next_char_logits(models: Sequence[nn.Module], history: torch.Tensor) -> torc
             logits.append(model(context[:, -model.block_size :]))
     if len(logits) == 1:
         return logits[0]
-    return torch.logsumexp(torch.stack(logits).log_softmax(dim=-1), dim=0) - math.log(len(logits))
+    return mean_of_probabilities(torch.stack(logits).log_softmax(dim=-1))
 
 
 @torch.no_grad()

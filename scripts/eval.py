@@ -21,15 +21,12 @@ if TYPE_CHECKING:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
 @report_user_errors
 def main(cfg: DictConfig) -> None:
-    from omegaconf import OmegaConf
-
     from makemore.io import atomic_write_json
     from makemore.training.checkpoint import load_members
 
     check_eval_options(cfg)
-    ckpt = OmegaConf.to_container(cfg.ckpt) if OmegaConf.is_list(cfg.ckpt) else cfg.ckpt
-    paths, modules, ckpts = load_members(ckpt)
-    if isinstance(ckpt, str):
+    paths, modules, ckpts = load_members(cfg.ckpt)  # a path, or a list of them: an ensemble
+    if isinstance(cfg.ckpt, str):
         out = Path(cfg.out) if cfg.out else paths[0].parent.parent / "eval.json"
         results = single(paths[0], modules[0], ckpts[0], cfg)
     else:

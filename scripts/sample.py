@@ -16,14 +16,12 @@ from makemore.config import check_sample_options
 @hydra.main(version_base="1.3", config_path="../conf", config_name="sample")
 @report_user_errors
 def main(cfg: DictConfig) -> None:
-    from omegaconf import OmegaConf
-
     from makemore.errors import MakemoreError
     from makemore.sampling import generate, training_items
     from makemore.training.checkpoint import load_members
 
     check_sample_options(cfg)
-    _, modules, _ = load_members(OmegaConf.to_container(cfg.ckpt) if OmegaConf.is_list(cfg.ckpt) else cfg.ckpt)
+    _, modules, _ = load_members(cfg.ckpt)  # a path, or a list of them: an ensemble
     module = modules[0]  # the members share vocabulary and data
     samples = generate(
         [m.model for m in modules],

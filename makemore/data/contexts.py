@@ -13,6 +13,7 @@ from makemore.data.vocab import BOUNDARY_ID, Vocabulary
 from makemore.errors import DataError
 
 SPLIT_NAMES = ("train", "val", "test")
+SPLIT_IDENTITY = ("sha256", "split", "split_seed", "overfit_items")  # a data record's keys that fix its splits
 
 
 def split_items(items: Sequence[str], fractions: Sequence[float], seed: int) -> dict[str, list[str]]:

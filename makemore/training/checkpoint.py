@@ -2,12 +2,14 @@
 
 import pickle
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from makemore.data.contexts import SPLIT_IDENTITY
 from makemore.ensemble import check_members
 from makemore.errors import CheckpointWriteError, ConfigError, MakemoreError
 from makemore.schema import check_stored_config
@@ -86,10 +88,10 @@ def load_checkpoint(path: str | Path) -> tuple[LitLanguageModel, dict[str, Any]]
     return module.eval(), ckpt
 
 
-def load_members(ckpt: str | list[str]) -> tuple[list[Path], list[LitLanguageModel], list[dict[str, Any]]]:
+def load_members(ckpt: str | Sequence[str]) -> tuple[list[Path], list[LitLanguageModel], list[dict[str, Any]]]:
     """The checkpoint `ckpt` names, or each of a list of them (an ensemble's members, refused in one line unless
     they share data and vocabulary): their paths, modules and raw checkpoints."""
-    paths = [resolve_checkpoint(p) for p in ([ckpt] if isinstance(ckpt, str) else ckpt)]
+    paths = [resolve_checkpoint(p) for p in ([ckpt] if isinstance(ckpt, str) else list(ckpt))]
     loaded = [load_checkpoint(p) for p in paths]
     modules, ckpts = [m for m, _ in loaded], [c for _, c in loaded]
     check_members(paths, modules)
@@ -102,7 +104,7 @@ def check_resumable(ckpt: dict[str, Any], path: Path, module: LitLanguageModel) 
     saved, current = ckpt["hyper_parameters"], module.hparams
     differences = _differences("", {k: saved.get(k) for k in _RESUME_KEYS}, {k: current.get(k) for k in _RESUME_KEYS})
     saved_data, data = saved.get("data") or {}, current.get("data") or {}
-    for key in ("sha256", "split", "split_seed", "overfit_items"):
+    for key in SPLIT_IDENTITY:
         if saved_data.get(key) != data.get(key):
             differences.append(
                 f"data.{key}: {_short(saved_data.get(key))} in the checkpoint, {_short(data.get(key))} now"
