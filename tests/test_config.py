@@ -52,6 +52,19 @@ def test_seed_presets():
     assert OmegaConf.to_container(big.scheduler, resolve=True)["milestones"] == [100000]
 
 
+@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml")))
+def test_every_experiment_preset_composes_and_passes_the_door(name: str):
+    validate_config(make_cfg(f"experiment={name}"))
+
+
+def test_ensemble_member_is_best_with_less_regularization():
+    best, member = make_cfg("experiment=best"), make_cfg("experiment=ensemble_member")
+    assert (member.model.dropout, member.model.weight_dropout) == (0.3, 0.2)
+    assert (best.model.dropout, best.model.weight_dropout) == (0.35, 0.3)
+    for key in ("optimizer", "scheduler", "trainer", "data"):  # everything else is best's
+        assert OmegaConf.to_container(member[key]) == OmegaConf.to_container(best[key]), key
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [
