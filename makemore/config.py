@@ -1,8 +1,10 @@
 """The composed config at the door: checked (makemore.schema, the trainer's arguments, checkpoint paths) before
 the run dir exists, and shown as a tree."""
 
-import json
+import inspect
+import math
 import tempfile
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -10,7 +12,6 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from makemore.errors import ConfigError, exit_with
@@ -23,9 +24,7 @@ def validate_config(cfg: DictConfig) -> None:
     import torch
 
     from makemore import schema
-    from makemore.models import build_model
-    from makemore.training.optim import hidden_matrices
-    from makemore.training.plan import check_trainer_args
+    from makemore.models import build_model, hidden_matrices
 
     values = {key: _plain(cfg, key) for key in cfg if key not in NOT_MAKEMORES}
     schema.check(schema.TrainConfig, values)
@@ -89,42 +88,6 @@ def check_eval_options(cfg: DictConfig) -> None:
     schema.check(schema.EvalOptions, _tool_options(cfg))
 
 
-TREE_SKIPPED = ("hydra", "callbacks", "lr_find", "sample")  # the run's parts only (all are in config_tree.txt)
-
-
-def config_tree(cfg: DictConfig, skip: tuple[str, ...] = ()) -> Any:
-    """The resolved config as a rich Tree: the top-level knobs, then one branch per group."""
-    from rich.tree import Tree
-
-    def plain(value: Any) -> str:
-        if isinstance(value, str):
-            return value
-        return json.dumps(value) if isinstance(value, list | bool | None) else str(value)
-
-    def grow(node: Tree, mapping: dict) -> None:
-        for key, value in mapping.items():
-            if isinstance(value, dict) and value:
-                grow(node.add(f"[bold]{key}[/bold]"), value)
-            else:
-                node.add(f"{key}: {plain(value)}", highlight=False)
-
-    values = OmegaConf.to_container(cfg, resolve=True)
-    tree = Tree("config", guide_style="dim")
-    tree.add(", ".join(f"{k}={plain(v)}" for k, v in values.items() if not isinstance(v, dict)), highlight=False)
-    grow(tree, {k: v for k, v in values.items() if isinstance(v, dict) and k not in skip})
-    return tree
-
-
-def show_config(cfg: DictConfig, run_dir: Path) -> None:
-    """Save the whole config as a tree in config_tree.txt and, unless print_config=false, print the run's parts."""
-    from rich.console import Console
-
-    with (run_dir / "config_tree.txt").open("w") as f:
-        Console(file=f, width=120, color_system=None).print(config_tree(cfg))
-    if cfg.get("print_config", True):
-        Console(width=120).print(config_tree(cfg, skip=TREE_SKIPPED))
-
-
 def _check_checkpoint_paths(cfg: DictConfig) -> None:
     if cfg.get("resume") and cfg.get("ckpt_path"):
         raise ConfigError("pass either resume=<run dir> or ckpt_path=<file.ckpt>, not both")
@@ -139,13 +102,6 @@ def _check_checkpoint_paths(cfg: DictConfig) -> None:
         raise ConfigError(
             f"ckpt_path={cfg.ckpt_path}: no such file; pass a .ckpt file such as <run dir>/checkpoints/last.ckpt"
         )
-
-
-def resume_checkpoint(cfg: DictConfig) -> Path | None:
-    """The checkpoint a run continues from: ckpt_path, resume's last.ckpt, or None for a fresh run."""
-    if cfg.get("resume"):
-        return Path(to_absolute_path(cfg.resume)) / "checkpoints" / "last.ckpt"
-    return Path(to_absolute_path(cfg.ckpt_path)) if cfg.get("ckpt_path") else None
 
 
 class CheckConfigFirst(Callback):
@@ -185,3 +141,133 @@ def _make_output_dir(path: str) -> None:
             f"cannot create the output directory {path}: {e.strerror}; pass a writable one with hydra.run.dir=... "
             "(or hydra.sweep.dir=... for -m)"
         ) from None
+
+
+# Trainer arguments makemore sets itself or cannot honour, each with what to use instead.
+REFUSED = {
+    "logger": "choose loggers with logger=tensorboard|csv|mlflow|wandb|many, or logger=null for none",
+    "callbacks": "add one with +callbacks.NAME._target_=lightning.pytorch.callbacks.CLASS (+callbacks.NAME.ARG=...)",
+    "plugins": "makemore's checkpoint writer is its only plugin; precision is trainer.precision",
+    "use_distributed_sampler": "keep it false: the data module shares val/test out to the processes itself",
+    "reload_dataloaders_every_n_epochs": "keep it 0: every step draws a fresh random minibatch already",
+    "limit_test_batches": "makemore scores the whole test split after training (metrics.json test_loss); "
+    "scripts/eval.py scores any split of a checkpoint",
+    "limit_predict_batches": "makemore does not predict; use scripts/sample.py",
+    "barebones": "makemore's results need its checkpoints and loss logs; for a bare run pass logger=null "
+    "trainer.enable_progress_bar=false trainer.enable_checkpointing=false",
+    "model_registry": "this machine has no network; checkpoints are in <run dir>/checkpoints",
+}
+
+
+_DEFAULTS = {  # a refused argument may keep Lightning's (or makemore's) own value
+    "use_distributed_sampler": False,
+    "reload_dataloaders_every_n_epochs": 0,
+    "limit_test_batches": None,
+    "limit_predict_batches": None,
+    "barebones": False,
+    "model_registry": None,
+    "plugins": None,
+}
+
+
+PRECISIONS = ("32-true", "32", "bf16-mixed")
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _whole(value: object, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _batches(value: object) -> bool:
+    """Lightning's limit_*_batches / overfit_batches: a whole number of batches or a fraction in [0, 1]."""
+    return _whole(value, 0) or (isinstance(value, float) and 0.0 <= value <= 1.0)
+
+
+def check_trainer_args(trainer: Mapping[str, Any]) -> None:
+    """Refuse, in one line naming the equivalent, what Lightning would reject with a traceback or what makemore
+    cannot honour; everything else goes to Lightning's Trainer as given."""
+    arguments = set(_trainer_arguments())
+    for key, value in trainer.items():
+        if key == "_target_":
+            continue
+        if key not in arguments:
+            raise ConfigError(
+                f"trainer.{key} is not an argument of Lightning's Trainer (see lightning.pytorch.Trainer)"
+            )
+        if key in REFUSED and value != _DEFAULTS.get(key):
+            raise ConfigError(f"trainer.{key}={value!r} is not used here: {REFUSED[key]}")
+    get = trainer.get
+    rules = [
+        ("max_steps", _whole(get("max_steps", -1), -1), "a whole number of optimizer steps, or -1 for no limit"),
+        ("max_epochs", get("max_epochs") is None or _whole(get("max_epochs"), -1), "a whole number, -1 or null"),
+        ("min_steps", get("min_steps") is None or _whole(get("min_steps"), 0), "a whole number >= 0 or null"),
+        ("min_epochs", get("min_epochs") is None or _whole(get("min_epochs"), 0), "a whole number >= 0 or null"),
+        ("log_every_n_steps", _whole(get("log_every_n_steps", 50), 0), "a whole number of steps >= 0"),
+        ("accumulate_grad_batches", _whole(get("accumulate_grad_batches", 1), 1), "a whole number >= 1"),
+        ("num_sanity_val_steps", _whole(get("num_sanity_val_steps", 2), -1), "a whole number >= -1"),
+        (
+            "limit_train_batches",
+            get("limit_train_batches") is None or _batches(get("limit_train_batches")),
+            "a number of minibatches or a fraction of an epoch in [0, 1]",
+        ),
+        (
+            "limit_val_batches",
+            get("limit_val_batches") is None or _batches(get("limit_val_batches")),
+            "a number of validation batches or a fraction of the split in [0, 1]",
+        ),
+        ("overfit_batches", _batches(get("overfit_batches", 0.0)), "a number of minibatches or a fraction in [0, 1]"),
+        (
+            "check_val_every_n_epoch",
+            get("check_val_every_n_epoch") is None or _whole(get("check_val_every_n_epoch"), 1),
+            "a whole number of epochs >= 1 or null",
+        ),
+        (
+            "gradient_clip_val",
+            get("gradient_clip_val") is None or (_number(get("gradient_clip_val")) and get("gradient_clip_val") >= 0),
+            "a number >= 0 or null",
+        ),
+        ("gradient_clip_algorithm", get("gradient_clip_algorithm") in (None, "norm", "value"), "norm, value or null"),
+        (
+            "fast_dev_run",
+            isinstance(get("fast_dev_run", False), bool) or _whole(get("fast_dev_run"), 0),
+            "true, false or a number of batches",
+        ),
+    ]
+    for flag in ("enable_checkpointing", "enable_progress_bar", "enable_model_summary", "detect_anomaly"):
+        rules.append((flag, get(flag) is None or isinstance(get(flag), bool), "true or false"))
+    precision = str(get("precision") or "32-true")
+    if precision not in PRECISIONS:
+        raise ConfigError(
+            f"trainer.precision={precision} is not supported: use 32-true or bf16-mixed (float16 needs loss "
+            "scaling, which the multi-step path does not do)"
+        )
+    for key, ok, allowed in rules:
+        if not ok:
+            raise ConfigError(f"trainer.{key} must be {allowed}, got {get(key)!r}")
+    interval = get("val_check_interval")
+    if not (interval is None or _whole(interval, 1) or (isinstance(interval, float) and 0.0 < interval <= 1.0)):
+        raise ConfigError(
+            "trainer.val_check_interval must be a whole number of optimizer steps >= 1 (val_every=N sets it too) "
+            f"or a fraction of an epoch in (0, 1], got {interval!r}"
+        )
+    if get("max_steps", -1) == -1 and get("max_epochs") in (None, -1) and get("max_time") is None:
+        raise ConfigError("trainer.max_steps=-1 and trainer.max_epochs=-1 would train forever: set one of them")
+
+
+def _trainer_arguments() -> list[str]:
+    import lightning as L
+
+    return [name for name in inspect.signature(L.Trainer.__init__).parameters if name != "self"]
+
+
+def trainer_kwargs(trainer: Mapping[str, Any]) -> dict[str, Any]:
+    """cfg.trainer as Lightning's Trainer takes it: a float val_check_interval is a fraction of an epoch, which
+    Lightning counts per epoch (check_val_every_n_epoch 1, its default; makemore's null counts steps across
+    epochs, which a whole-number interval needs when it is longer than an epoch)."""
+    kwargs = {k: v for k, v in trainer.items() if k != "_target_"}
+    if isinstance(kwargs.get("val_check_interval"), float) and kwargs.get("check_val_every_n_epoch") is None:
+        kwargs["check_val_every_n_epoch"] = 1
+    return kwargs

@@ -10,10 +10,10 @@ from hydra.utils import instantiate
 from lightning.pytorch.tuner import Tuner
 from omegaconf import DictConfig
 
+from makemore.config import trainer_kwargs
 from makemore.io import atomic_write_json
 from makemore.plots import lr_sweep_figure, save_figure
 from makemore.third_party_noise import quiet_third_party_output
-from makemore.training.plan import trainer_kwargs
 from makemore.training.train import _plain, build_module, prepare_datamodule
 
 log = logging.getLogger(__name__)

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from makemore.errors import ConfigError
-from makemore.models import LSTM, MODELS, Transformer
+from makemore.models import LSTM, MODELS, Transformer, hidden_matrices
 from makemore.schema import check_model
-from makemore.training.optim import MuonWithAdamW, build_optimizer, hidden_matrices
+from makemore.training.optim import MuonWithAdamW, build_optimizer
 
 from .conftest import run_script
 

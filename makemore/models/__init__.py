@@ -50,6 +50,17 @@ def build_model(config: Mapping[str, Any], vocab_size: int) -> nn.Module:
         raise ConfigError(f"model={config['name']}: {e}") from None
 
 
+def hidden_matrices(model: nn.Module) -> list[nn.Parameter]:
+    """The 2-D weights Muon is for: every matrix but the embedding tables (nn.Embedding's, char_embedding()) and
+    the output layer (the last matrix a model registers: lm_head, or the notebook MLP's U)."""
+    tables = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    char_table = model.char_embedding() if hasattr(model, "char_embedding") else None
+    if char_table is not None:
+        tables.add(id(char_table))
+    matrices = [p for p in model.parameters() if p.dim() == 2]
+    return [p for p in matrices[:-1] if id(p) not in tables]
+
+
 __all__ = [
     "GRU",
     "LSTM",

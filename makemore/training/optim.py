@@ -16,6 +16,8 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
 
+from makemore.models import hidden_matrices
+
 
 class MuonWithAdamW(torch.optim.Optimizer):
     """Muon (Jordan et al. 2024: momentum, then the update orthogonalized by Newton-Schulz iterations) for the
@@ -78,17 +80,6 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return [group for group in groups if group["params"]]  # the bigram has no biases
-
-
-def hidden_matrices(model: nn.Module) -> list[nn.Parameter]:
-    """The 2-D weights Muon is for: every matrix but the embedding tables (nn.Embedding's, char_embedding()) and
-    the output layer (the last matrix a model registers: lm_head, or the notebook MLP's U)."""
-    tables = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
-    char_table = model.char_embedding() if hasattr(model, "char_embedding") else None
-    if char_table is not None:
-        tables.add(id(char_table))
-    matrices = [p for p in model.parameters() if p.dim() == 2]
-    return [p for p in matrices[:-1] if id(p) not in tables]
 
 
 def muon_param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:

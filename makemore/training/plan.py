@@ -13,7 +13,6 @@
   module, steps_per_call=1). The run says so once.
 """
 
-import inspect
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,32 +21,6 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
-from makemore.errors import ConfigError
-
-# Trainer arguments makemore sets itself or cannot honour, each with what to use instead.
-REFUSED = {
-    "logger": "choose loggers with logger=tensorboard|csv|mlflow|wandb|many, or logger=null for none",
-    "callbacks": "add one with +callbacks.NAME._target_=lightning.pytorch.callbacks.CLASS (+callbacks.NAME.ARG=...)",
-    "plugins": "makemore's checkpoint writer is its only plugin; precision is trainer.precision",
-    "use_distributed_sampler": "keep it false: the data module shares val/test out to the processes itself",
-    "reload_dataloaders_every_n_epochs": "keep it 0: every step draws a fresh random minibatch already",
-    "limit_test_batches": "makemore scores the whole test split after training (metrics.json test_loss); "
-    "scripts/eval.py scores any split of a checkpoint",
-    "limit_predict_batches": "makemore does not predict; use scripts/sample.py",
-    "barebones": "makemore's results need its checkpoints and loss logs; for a bare run pass logger=null "
-    "trainer.enable_progress_bar=false trainer.enable_checkpointing=false",
-    "model_registry": "this machine has no network; checkpoints are in <run dir>/checkpoints",
-}
-_DEFAULTS = {  # a refused argument may keep Lightning's (or makemore's) own value
-    "use_distributed_sampler": False,
-    "reload_dataloaders_every_n_epochs": 0,
-    "limit_test_batches": None,
-    "limit_predict_batches": None,
-    "barebones": False,
-    "model_registry": None,
-    "plugins": None,
-}
-PRECISIONS = ("32-true", "32", "bf16-mixed")
 # Callback hooks Lightning calls once per training batch: on the multi-step path they would see a call of up to
 # steps_per_call steps, so a callback that acts in them runs the one-step path.
 PER_STEP_HOOKS = (
@@ -58,104 +31,6 @@ PER_STEP_HOOKS = (
     "on_before_optimizer_step",
     "on_before_zero_grad",
 )
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _whole(value: object, low: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
-
-
-def _batches(value: object) -> bool:
-    """Lightning's limit_*_batches / overfit_batches: a whole number of batches or a fraction in [0, 1]."""
-    return _whole(value, 0) or (isinstance(value, float) and 0.0 <= value <= 1.0)
-
-
-def check_trainer_args(trainer: Mapping[str, Any]) -> None:
-    """Refuse, in one line naming the equivalent, what Lightning would reject with a traceback or what makemore
-    cannot honour; everything else goes to Lightning's Trainer as given."""
-    arguments = set(_trainer_arguments())
-    for key, value in trainer.items():
-        if key == "_target_":
-            continue
-        if key not in arguments:
-            raise ConfigError(
-                f"trainer.{key} is not an argument of Lightning's Trainer (see lightning.pytorch.Trainer)"
-            )
-        if key in REFUSED and value != _DEFAULTS.get(key):
-            raise ConfigError(f"trainer.{key}={value!r} is not used here: {REFUSED[key]}")
-    get = trainer.get
-    rules = [
-        ("max_steps", _whole(get("max_steps", -1), -1), "a whole number of optimizer steps, or -1 for no limit"),
-        ("max_epochs", get("max_epochs") is None or _whole(get("max_epochs"), -1), "a whole number, -1 or null"),
-        ("min_steps", get("min_steps") is None or _whole(get("min_steps"), 0), "a whole number >= 0 or null"),
-        ("min_epochs", get("min_epochs") is None or _whole(get("min_epochs"), 0), "a whole number >= 0 or null"),
-        ("log_every_n_steps", _whole(get("log_every_n_steps", 50), 0), "a whole number of steps >= 0"),
-        ("accumulate_grad_batches", _whole(get("accumulate_grad_batches", 1), 1), "a whole number >= 1"),
-        ("num_sanity_val_steps", _whole(get("num_sanity_val_steps", 2), -1), "a whole number >= -1"),
-        (
-            "limit_train_batches",
-            get("limit_train_batches") is None or _batches(get("limit_train_batches")),
-            "a number of minibatches or a fraction of an epoch in [0, 1]",
-        ),
-        (
-            "limit_val_batches",
-            get("limit_val_batches") is None or _batches(get("limit_val_batches")),
-            "a number of validation batches or a fraction of the split in [0, 1]",
-        ),
-        ("overfit_batches", _batches(get("overfit_batches", 0.0)), "a number of minibatches or a fraction in [0, 1]"),
-        (
-            "check_val_every_n_epoch",
-            get("check_val_every_n_epoch") is None or _whole(get("check_val_every_n_epoch"), 1),
-            "a whole number of epochs >= 1 or null",
-        ),
-        (
-            "gradient_clip_val",
-            get("gradient_clip_val") is None or (_number(get("gradient_clip_val")) and get("gradient_clip_val") >= 0),
-            "a number >= 0 or null",
-        ),
-        ("gradient_clip_algorithm", get("gradient_clip_algorithm") in (None, "norm", "value"), "norm, value or null"),
-        (
-            "fast_dev_run",
-            isinstance(get("fast_dev_run", False), bool) or _whole(get("fast_dev_run"), 0),
-            "true, false or a number of batches",
-        ),
-    ]
-    for flag in ("enable_checkpointing", "enable_progress_bar", "enable_model_summary", "detect_anomaly"):
-        rules.append((flag, get(flag) is None or isinstance(get(flag), bool), "true or false"))
-    precision = str(get("precision") or "32-true")
-    if precision not in PRECISIONS:
-        raise ConfigError(
-            f"trainer.precision={precision} is not supported: use 32-true or bf16-mixed (float16 needs loss "
-            "scaling, which the multi-step path does not do)"
-        )
-    for key, ok, allowed in rules:
-        if not ok:
-            raise ConfigError(f"trainer.{key} must be {allowed}, got {get(key)!r}")
-    interval = get("val_check_interval")
-    if not (interval is None or _whole(interval, 1) or (isinstance(interval, float) and 0.0 < interval <= 1.0)):
-        raise ConfigError(
-            "trainer.val_check_interval must be a whole number of optimizer steps >= 1 (val_every=N sets it too) "
-            f"or a fraction of an epoch in (0, 1], got {interval!r}"
-        )
-    if get("max_steps", -1) == -1 and get("max_epochs") in (None, -1) and get("max_time") is None:
-        raise ConfigError("trainer.max_steps=-1 and trainer.max_epochs=-1 would train forever: set one of them")
-
-
-def _trainer_arguments() -> list[str]:
-    return [name for name in inspect.signature(L.Trainer.__init__).parameters if name != "self"]
-
-
-def trainer_kwargs(trainer: Mapping[str, Any]) -> dict[str, Any]:
-    """cfg.trainer as Lightning's Trainer takes it: a float val_check_interval is a fraction of an epoch, which
-    Lightning counts per epoch (check_val_every_n_epoch 1, its default; makemore's null counts steps across
-    epochs, which a whole-number interval needs when it is longer than an epoch)."""
-    kwargs = {k: v for k, v in trainer.items() if k != "_target_"}
-    if isinstance(kwargs.get("val_check_interval"), float) and kwargs.get("check_val_every_n_epoch") is None:
-        kwargs["check_val_every_n_epoch"] = 1
-    return kwargs
 
 
 def steps_per_epoch(trainer: Mapping[str, Any], minibatches: int) -> int:

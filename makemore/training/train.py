@@ -1,6 +1,7 @@
 """The training task: config -> data, model, trainer -> fit -> best-checkpoint metrics, samples, summary."""
 
 import contextlib
+import json
 import logging
 import math
 import os
@@ -17,7 +18,7 @@ from lightning.pytorch.callbacks import Checkpoint, EMAWeightAveraging, ModelChe
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
-from makemore.config import resume_checkpoint, show_config
+from makemore.config import trainer_kwargs
 from makemore.data.datamodule import CharDataModule
 from makemore.errors import ConfigError, TrainingDiverged, first_process
 from makemore.evaluation import mean_nll
@@ -29,7 +30,7 @@ from makemore.third_party_noise import logging_kept, quiet_third_party_output
 from makemore.training.callbacks import TrainingClock
 from makemore.training.checkpoint import CheckpointWriter, check_resumable, load_checkpoint, read_checkpoint
 from makemore.training.module import LitLanguageModel
-from makemore.training.plan import choose_path, chunk_length, steps_per_epoch, trainer_kwargs
+from makemore.training.plan import choose_path, chunk_length, steps_per_epoch
 
 log = logging.getLogger(__name__)
 
@@ -338,3 +339,46 @@ def _run_dir_contents(run_dir: Path) -> list[str]:
     """What a person looks at in the run dir, of what this run wrote (the loggers' folders depend on logger=)."""
     parts = ["metrics.json", "samples.txt", "checkpoints/", "tensorboard/", "csv/", "wandb/"]
     return [part for part in parts if (run_dir / part.rstrip("/")).exists()]
+
+
+TREE_SKIPPED = ("hydra", "callbacks", "lr_find", "sample")  # the run's parts only (all are in config_tree.txt)
+
+
+def config_tree(cfg: DictConfig, skip: tuple[str, ...] = ()) -> Any:
+    """The resolved config as a rich Tree: the top-level knobs, then one branch per group."""
+    from rich.tree import Tree
+
+    def plain(value: Any) -> str:
+        if isinstance(value, str):
+            return value
+        return json.dumps(value) if isinstance(value, list | bool | None) else str(value)
+
+    def grow(node: Tree, mapping: dict) -> None:
+        for key, value in mapping.items():
+            if isinstance(value, dict) and value:
+                grow(node.add(f"[bold]{key}[/bold]"), value)
+            else:
+                node.add(f"{key}: {plain(value)}", highlight=False)
+
+    values = OmegaConf.to_container(cfg, resolve=True)
+    tree = Tree("config", guide_style="dim")
+    tree.add(", ".join(f"{k}={plain(v)}" for k, v in values.items() if not isinstance(v, dict)), highlight=False)
+    grow(tree, {k: v for k, v in values.items() if isinstance(v, dict) and k not in skip})
+    return tree
+
+
+def show_config(cfg: DictConfig, run_dir: Path) -> None:
+    """Save the whole config as a tree in config_tree.txt and, unless print_config=false, print the run's parts."""
+    from rich.console import Console
+
+    with (run_dir / "config_tree.txt").open("w") as f:
+        Console(file=f, width=120, color_system=None).print(config_tree(cfg))
+    if cfg.get("print_config", True):
+        Console(width=120).print(config_tree(cfg, skip=TREE_SKIPPED))
+
+
+def resume_checkpoint(cfg: DictConfig) -> Path | None:
+    """The checkpoint a run continues from: ckpt_path, resume's last.ckpt, or None for a fresh run."""
+    if cfg.get("resume"):
+        return Path(to_absolute_path(cfg.resume)) / "checkpoints" / "last.ckpt"
+    return Path(to_absolute_path(cfg.ckpt_path)) if cfg.get("ckpt_path") else None
