@@ -1,7 +1,7 @@
-"""Entry-point glue: a user error becomes one line on stderr and a non-zero exit, not a traceback (in a
-multirun, a failed job's line and a `failed` row while the other jobs go on); `resume=<run dir>` becomes
-that run's own overrides."""
+"""Entry-point glue: a user error is one line on stderr and a non-zero exit, not a traceback (in a multirun, a failed
+job's line and a `failed` row while the other jobs go on); `resume=<run dir>` becomes that run's own overrides."""
 
+import errno
 import functools
 import json
 import logging
@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 from hydra.core.hydra_config import HydraConfig
@@ -20,44 +20,43 @@ from omegaconf.errors import OmegaConfBaseException
 from makemore.errors import ConfigError, MakemoreError, exit_with
 from makemore.sweep import FAILURE_FILE
 
-T = TypeVar("T")
 log = logging.getLogger("makemore")
+CONFIG_GROUPS = sorted(p.name for p in (Path(__file__).resolve().parents[1] / "conf").iterdir() if p.is_dir())
 
 
-def _in_multirun() -> bool:
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
-def report_user_errors(fn: Callable[..., T]) -> Callable[..., T]:
-    """In a single run, exit with the message and the error's status (2; 128 + signal when interrupted).
-    In a multirun, print one line naming the job and the error, record it for the sweep summary and
-    return NaN (an Optuna trial then counts as failed), so the other jobs still run."""
+def report_user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A single run exits with the message and the error's status (2; 128 + signal when interrupted); a multirun's
+    job logs one line, records it for the sweep summary and returns NaN (a failed Optuna trial), so others run."""
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs) -> T | float:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (MakemoreError, OmegaConfBaseException) as e:
+        except (MakemoreError, OmegaConfBaseException, OSError) as e:
+            if isinstance(e, OSError) and e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
             error = e if isinstance(e, MakemoreError) else ConfigError(describe_config_error(e))
             log.debug("user error", exc_info=True)
-            if _in_multirun():
-                return _record_failed_job(error)
-            exit_with(error)
+            if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
+                exit_with(error)
+            hydra = HydraConfig.get()
+            log.error("job %s (%s) failed: %s", hydra.job.num, " ".join(hydra.overrides.task), error)
+            failure = {"error": f"{type(error).__name__}: {error}"}
+            Path(hydra.runtime.output_dir, FAILURE_FILE).write_text(json.dumps(failure) + "\n")
+            return float("nan")
 
     return wrapper
 
 
-def _record_failed_job(error: MakemoreError) -> float:
-    hydra = HydraConfig.get()
-    overrides = " ".join(hydra.overrides.task)
-    log.error("job %s (%s) failed: %s", hydra.job.num, overrides, error)
-    failure = {"error": f"{type(error).__name__}: {error}"}
-    Path(hydra.runtime.output_dir, FAILURE_FILE).write_text(json.dumps(failure) + "\n")
-    return float("nan")
-
-
 def describe_config_error(error: BaseException) -> str:
-    """Hydra's and OmegaConf's multi-line reports as one line; an unknown key says so and how to list keys."""
+    """Hydra's and OmegaConf's multi-line reports as one line; an unknown key says so and how to list keys; a full
+    disk (anywhere: a logger's files, a picture) names the file and how to continue."""
+    if isinstance(error, OSError):
+        where = HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else "<run dir>"
+        return (
+            f"no space left on the device{f' writing {error.filename}' if error.filename else ''}: free space, then "
+            f"continue with python scripts/train.py resume={where} (its last.ckpt is whole)"
+        )
     cause = error.__cause__ if error.__cause__ is not None else error
     if "not in struct" in str(cause) and getattr(cause, "full_key", None):
         return (
@@ -71,52 +70,34 @@ def describe_config_error(error: BaseException) -> str:
 
 
 def run(main: Callable[[], Any]) -> None:
-    """Call a @hydra.main entry point; Hydra's own errors (an unknown key, an override it cannot parse, a
-    missing config option) become one line and exit status 2 instead of Hydra's report."""
+    """Call a @hydra.main entry point: `GROUP=null` drops a group as `~GROUP` does, `+GROUP=option` for a group in
+    the defaults list says to drop the +, and Hydra's own errors (an unknown key, an override it cannot parse, a
+    missing config option) are one line and exit status 2 instead of Hydra's report."""
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra then raises its errors instead of printing them itself
-    sys.argv = hydra_habits(sys.argv)
+    for i, arg in enumerate(sys.argv[1:], 1):
+        key, _, value = arg.partition("=")
+        if key in CONFIG_GROUPS and value == "null":
+            sys.argv[i] = f"~{key}"
+        elif key.startswith("+") and key[1:] in CONFIG_GROUPS and not key.startswith("++"):
+            exit_with(ConfigError(f"{key[1:]} is a config group already in the defaults list: use {arg[1:]} (no +)"))
     try:
         main()
     except (HydraException, OmegaConfBaseException) as e:
         exit_with(ConfigError(describe_config_error(e)))
 
 
-CONFIG_GROUPS = sorted(p.name for p in (Path(__file__).resolve().parents[1] / "conf").iterdir() if p.is_dir())
-
-
-def hydra_habits(argv: list[str]) -> list[str]:
-    """`GROUP=null` drops a config group, as `~GROUP` does (Hydra itself only takes the second), and
-    `+GROUP=option` for a group already in the defaults list says to drop the +."""
-    out = [argv[0]]
-    for arg in argv[1:]:
-        key, _, value = arg.partition("=")
-        if key in CONFIG_GROUPS and value == "null":
-            arg = f"~{key}"
-        elif key.startswith("+") and key[1:] in CONFIG_GROUPS and not key.startswith("++"):
-            exit_with(ConfigError(f"{key[1:]} is a config group already in the defaults list: use {arg[1:]} (no +)"))
-        out.append(arg)
-    return out
-
-
 def expand_resume(argv: list[str]) -> list[str]:
-    """`resume=DIR` -> the overrides DIR's run was started with, then `hydra.run.dir=DIR`, then the given
-    arguments (a later override of a key wins): the run continues with its own config, in its own
-    directory, without the user retyping either."""
+    """`resume=DIR` -> the overrides DIR's run was started with, `hydra.run.dir=DIR`, then the given arguments (a later
+    override of a key wins): the run goes on with its own config, in its own directory, with nothing retyped."""
     given = [a for a in argv[1:] if a.startswith("resume=")]
     if not given:
         return argv
     run_dir = given[-1].split("=", 1)[1]
     recorded = Path(run_dir) / ".hydra" / "overrides.yaml"
     if not recorded.is_file():
-        exit_with(
-            ConfigError(
-                f"resume={run_dir}: not a run directory (no {recorded}); pass a directory that "
-                "scripts/train.py wrote, or ckpt_path=<file.ckpt>"
-            )
-        )
+        hint = "pass a directory that scripts/train.py wrote, or ckpt_path=<file.ckpt>"
+        exit_with(ConfigError(f"resume={run_dir}: not a run directory (no {recorded}); {hint}"))
     quoted_dir = run_dir.replace("\\", "\\\\").replace("'", "\\'")
     earlier = [o for o in yaml.safe_load(recorded.read_text()) or [] if not o.startswith("ckpt_path=")]
-    merged: dict[str, str] = {}
-    for override in [*earlier, f"hydra.run.dir='{quoted_dir}'", *argv[1:]]:
-        merged[override.split("=", 1)[0].lstrip("+~")] = override
-    return [argv[0], *merged.values()]
+    overrides = [*earlier, f"hydra.run.dir='{quoted_dir}'", *argv[1:]]
+    return [argv[0], *{o.split("=", 1)[0].lstrip("+~"): o for o in overrides}.values()]

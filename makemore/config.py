@@ -1,10 +1,12 @@
-"""The composed config at the door: checked (makemore.schema, the trainer's arguments, checkpoint paths) before
-the run dir exists, and shown as a tree."""
+"""The composed config at the door, before the run dir exists: each value checked once, where it lands (by the
+schema of its part in makemore.schema, by the part's own constructor), and a refusal is one line."""
 
+import functools
 import inspect
+import logging
 import math
 import tempfile
-from collections.abc import Mapping
+import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,134 +18,13 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from makemore.errors import ConfigError, exit_with
 
-NOT_MAKEMORES = ("hydra", "run_dir", "trainer", "logger", "callbacks")  # Hydra's and Lightning's (trainer: plan.py)
-
-
-def validate_config(cfg: DictConfig) -> None:
-    """Refuse out-of-range values with the key's name and allowed range (makemore.schema), before data is read."""
-    import torch
-
-    from makemore import schema
-    from makemore.models import build_model, hidden_matrices
-
-    values = {key: _plain(cfg, key) for key in cfg if key not in NOT_MAKEMORES}
-    schema.check(schema.TrainConfig, values)
-    check_trainer_args(trainer_settings(cfg))  # before the schedule: max_steps=-1 makes its milestones 0
-    schema.check_model(values["model"])
-    schema.check_optimizer(values["optimizer"])
-    schema.check_scheduler(values["scheduler"])
-    with torch.random.fork_rng(devices=[]):  # the model constructor's own rules (heads divide emb_dim ...)
-        model = build_model(values["model"], vocab_size=2)
-    if values["optimizer"]["name"] == "muon" and not hidden_matrices(model):
-        raise ConfigError(
-            f"optimizer=muon is for hidden layers' weight matrices, and model={values['model']['name']} has none; "
-            "use optimizer=adamw"
-        )
-    if values["model"].get("block_size", cfg.data.block_size) != cfg.data.block_size:
-        raise ConfigError(
-            f"model.block_size={values['model']['block_size']} differs from data.block_size={cfg.data.block_size}; "
-            "set the top-level block_size=N to change both"
-        )
-    _check_checkpoint_paths(cfg)
-
-
-def validate_job(cfg: DictConfig) -> None:
-    """A sweep's job is checked in its task, with its own overrides, so that a bad one is a failed row of the
-    sweep; a single run was checked by CheckConfigFirst before its run dir existed."""
-    if HydraConfig.get().mode == RunMode.MULTIRUN:
-        validate_config(cfg)
-
-
-def trainer_settings(cfg: DictConfig) -> dict[str, Any]:
-    """cfg.trainer as plain values; default_root_dir (the run dir, which Hydra knows only once the run starts)
-    stays unresolved."""
-    trainer = cfg.trainer
-    return {
-        key: OmegaConf.to_container(trainer, resolve=False)[key] if key == "default_root_dir" else _plain(trainer, key)
-        for key in trainer
-    }
-
-
-def _plain(node: DictConfig, key: str) -> Any:
-    value = node[key]
-    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
-
-
-def _tool_options(cfg: DictConfig) -> dict[str, Any]:
-    options = {key: _plain(cfg, key) for key in cfg if key not in ("hydra", "ckpt")}
-    return options | {"ckpt": None if OmegaConf.is_missing(cfg, "ckpt") else _plain(cfg, "ckpt")}
-
-
-def check_sample_options(cfg: DictConfig) -> None:
-    """scripts/sample.py's options, each with its allowed range, before any checkpoint is read."""
-    from makemore import schema
-
-    schema.check(schema.SampleOptions, _tool_options(cfg))
-
-
-def check_eval_options(cfg: DictConfig) -> None:
-    """scripts/eval.py's options, each with its allowed range, before any checkpoint is read."""
-    from makemore import schema
-
-    schema.check(schema.EvalOptions, _tool_options(cfg))
-
-
-def _check_checkpoint_paths(cfg: DictConfig) -> None:
-    if cfg.get("resume") and cfg.get("ckpt_path"):
-        raise ConfigError("pass either resume=<run dir> or ckpt_path=<file.ckpt>, not both")
-    if cfg.get("resume"):
-        last = Path(cfg.resume) / "checkpoints" / "last.ckpt"
-        if not last.is_file():
-            raise ConfigError(
-                f"resume={cfg.resume}: no {last} (is it a run dir, and did the run get to its first checkpoint?); "
-                "pass a run directory written by scripts/train.py, or start the run afresh"
-            )
-    if cfg.get("ckpt_path") and not Path(cfg.ckpt_path).is_file():
-        raise ConfigError(
-            f"ckpt_path={cfg.ckpt_path}: no such file; pass a .ckpt file such as <run dir>/checkpoints/last.ckpt"
-        )
-
-
-class CheckConfigFirst(Callback):
-    """Hydra creates the run dir before the task starts; this runs before that, so a bad config leaves
-    nothing behind, and an output dir that can't be written is one clear line, not a traceback."""
-
-    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        try:
-            validate_config(config)
-            if config.trainer.get("fast_dev_run") and not _overridden(config, "hydra.run.dir"):
-                with open_dict(config):  # Lightning's fast_dev_run saves nothing: nor does it leave a run dir here
-                    config.hydra.run.dir = str(Path(tempfile.gettempdir()) / "makemore-fast-dev-run" / time_stamp())
-            _make_output_dir(config.hydra.run.dir)
-        except ConfigError as e:
-            exit_with(e)
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        try:
-            _make_output_dir(config.hydra.sweep.dir)
-        except ConfigError as e:
-            exit_with(e)
-
-
-def _overridden(config: DictConfig, key: str) -> bool:
-    return any(o.lstrip("+").split("=")[0] == key for o in config.hydra.overrides.task)
-
-
-def time_stamp() -> str:
-    return datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
-
-
-def _make_output_dir(path: str) -> None:
-    try:
-        Path(path).mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(
-            f"cannot create the output directory {path}: {e.strerror}; pass a writable one with hydra.run.dir=... "
-            "(or hydra.sweep.dir=... for -m)"
-        ) from None
-
-
-# Trainer arguments makemore sets itself or cannot honour, each with what to use instead.
+NOT_MAKEMORES = ("hydra", "run_dir", "trainer", "logger", "callbacks")  # Hydra's and Lightning's (the trainer: below)
+# interpolated into the groups (model.hidden: ${hidden}): checked where they land, named in a refusal as typed
+KNOBS = ("block_size", "emb_dim", "hidden", "batch_size", "val_every", "log_every", "grad_clip", "decay_at")
+PRECISIONS = ("32-true", "32", "bf16-mixed")
+UNWRITABLE = "cannot create the output directory {}: {}; pass a writable one with hydra.run.dir=... (or "
+UNWRITABLE += "hydra.sweep.dir=... for -m)"
+# Trainer arguments makemore sets itself or cannot honour, with what to use instead (each may keep KEPT's value or null)
 REFUSED = {
     "logger": "choose loggers with logger=tensorboard|csv|mlflow|wandb|many, or logger=null for none",
     "callbacks": "add one with +callbacks.NAME._target_=lightning.pytorch.callbacks.CLASS (+callbacks.NAME.ARG=...)",
@@ -157,113 +38,121 @@ REFUSED = {
     "trainer.enable_progress_bar=false trainer.enable_checkpointing=false",
     "model_registry": "this machine has no network; checkpoints are in <run dir>/checkpoints",
 }
+KEPT = {"use_distributed_sampler": False, "reload_dataloaders_every_n_epochs": 0, "barebones": False}
 
 
-_DEFAULTS = {  # a refused argument may keep Lightning's (or makemore's) own value
-    "use_distributed_sampler": False,
-    "reload_dataloaders_every_n_epochs": 0,
-    "limit_test_batches": None,
-    "limit_predict_batches": None,
-    "barebones": False,
-    "model_registry": None,
-    "plugins": None,
-}
+def validate_config(cfg: DictConfig, job: bool = False) -> None:
+    """Refuse a bad train config in one line naming the key, its value and its range, before data is read: its own
+    keys and the rules between them here, the parts it builds in check_parts. `job`: in a sweep's task
+    (validate_job), where a bad job is a failed row; a single run was checked by CheckConfigFirst."""
+    if job and HydraConfig.get().mode != RunMode.MULTIRUN:
+        return
+    from makemore import schema
 
-
-PRECISIONS = ("32-true", "32", "bf16-mixed")
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _whole(value: object, low: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
-
-
-def _batches(value: object) -> bool:
-    """Lightning's limit_*_batches / overfit_batches: a whole number of batches or a fraction in [0, 1]."""
-    return _whole(value, 0) or (isinstance(value, float) and 0.0 <= value <= 1.0)
-
-
-def check_trainer_args(trainer: Mapping[str, Any]) -> None:
-    """Refuse, in one line naming the equivalent, what Lightning would reject with a traceback or what makemore
-    cannot honour; everything else goes to Lightning's Trainer as given."""
-    arguments = set(_trainer_arguments())
-    for key, value in trainer.items():
-        if key == "_target_":
-            continue
-        if key not in arguments:
-            raise ConfigError(
-                f"trainer.{key} is not an argument of Lightning's Trainer (see lightning.pytorch.Trainer)"
-            )
-        if key in REFUSED and value != _DEFAULTS.get(key):
-            raise ConfigError(f"trainer.{key}={value!r} is not used here: {REFUSED[key]}")
-    get = trainer.get
-    rules = [
-        ("max_steps", _whole(get("max_steps", -1), -1), "a whole number of optimizer steps, or -1 for no limit"),
-        ("max_epochs", get("max_epochs") is None or _whole(get("max_epochs"), -1), "a whole number, -1 or null"),
-        ("min_steps", get("min_steps") is None or _whole(get("min_steps"), 0), "a whole number >= 0 or null"),
-        ("min_epochs", get("min_epochs") is None or _whole(get("min_epochs"), 0), "a whole number >= 0 or null"),
-        ("log_every_n_steps", _whole(get("log_every_n_steps", 50), 0), "a whole number of steps >= 0"),
-        ("accumulate_grad_batches", _whole(get("accumulate_grad_batches", 1), 1), "a whole number >= 1"),
-        ("num_sanity_val_steps", _whole(get("num_sanity_val_steps", 2), -1), "a whole number >= -1"),
-        (
-            "limit_train_batches",
-            get("limit_train_batches") is None or _batches(get("limit_train_batches")),
-            "a number of minibatches or a fraction of an epoch in [0, 1]",
-        ),
-        (
-            "limit_val_batches",
-            get("limit_val_batches") is None or _batches(get("limit_val_batches")),
-            "a number of validation batches or a fraction of the split in [0, 1]",
-        ),
-        ("overfit_batches", _batches(get("overfit_batches", 0.0)), "a number of minibatches or a fraction in [0, 1]"),
-        (
-            "check_val_every_n_epoch",
-            get("check_val_every_n_epoch") is None or _whole(get("check_val_every_n_epoch"), 1),
-            "a whole number of epochs >= 1 or null",
-        ),
-        (
-            "gradient_clip_val",
-            get("gradient_clip_val") is None or (_number(get("gradient_clip_val")) and get("gradient_clip_val") >= 0),
-            "a number >= 0 or null",
-        ),
-        ("gradient_clip_algorithm", get("gradient_clip_algorithm") in (None, "norm", "value"), "norm, value or null"),
-        (
-            "fast_dev_run",
-            isinstance(get("fast_dev_run", False), bool) or _whole(get("fast_dev_run"), 0),
-            "true, false or a number of batches",
-        ),
-    ]
-    for flag in ("enable_checkpointing", "enable_progress_bar", "enable_model_summary", "detect_anomaly"):
-        rules.append((flag, get(flag) is None or isinstance(get(flag), bool), "true or false"))
-    precision = str(get("precision") or "32-true")
-    if precision not in PRECISIONS:
-        raise ConfigError(
-            f"trainer.precision={precision} is not supported: use 32-true or bf16-mixed (float16 needs loss "
-            "scaling, which the multi-step path does not do)"
-        )
-    for key, ok, allowed in rules:
-        if not ok:
-            raise ConfigError(f"trainer.{key} must be {allowed}, got {get(key)!r}")
-    interval = get("val_check_interval")
-    if not (interval is None or _whole(interval, 1) or (isinstance(interval, float) and 0.0 < interval <= 1.0)):
-        raise ConfigError(
-            "trainer.val_check_interval must be a whole number of optimizer steps >= 1 (val_every=N sets it too) "
-            f"or a fraction of an epoch in (0, 1], got {interval!r}"
-        )
-    if get("max_steps", -1) == -1 and get("max_epochs") in (None, -1) and get("max_time") is None:
+    plain = OmegaConf.masked_copy(cfg, [key for key in cfg if key not in ("hydra", "logger", "callbacks")])
+    plain.run_dir = None  # Hydra's to say once the run starts
+    raw, values = OmegaConf.to_container(plain), OmegaConf.to_container(plain, resolve=True)  # raw: `${hidden}`
+    schema.check(schema.TrainConfig, {k: v for k, v in values.items() if k not in NOT_MAKEMORES + KNOBS}, raw=raw)
+    trainer, scheduler, resume, ckpt = (values[k] for k in ("trainer", "scheduler", "resume", "ckpt_path"))
+    if trainer.get("max_steps", -1) == -1 and trainer.get("max_epochs") in (None, -1) and not trainer.get("max_time"):
         raise ConfigError("trainer.max_steps=-1 and trainer.max_epochs=-1 would train forever: set one of them")
+    if scheduler is not None:  # after the trainer's max_steps, before the rest: the schedule counts its steps
+        schema.check(schema.SCHEDULES, scheduler, "scheduler", raw["scheduler"])
+    low, high, n, skip = (values["lr_find"][k] for k in ("min_lr", "max_lr", "num_training", "skip_begin"))
+    sched = scheduler or {}
+    warmup, total, milestones = sched.get("warmup_steps", 0), sched.get("total_steps"), sched.get("milestones") or []
+    if not low < high:
+        raise ConfigError(f"lr_find.min_lr={low} must be below lr_find.max_lr={high}")
+    if n < 10:
+        raise ConfigError(f"lr_find.num_training must be at least 10 sweep steps, got {n}")
+    if not 0 <= skip <= n - 3:
+        raise ConfigError(
+            f"lr_find.skip_begin must be a whole number from 0 to num_training - 3 = {n - 3} (the suggestion needs "
+            f"points after it), got {skip!r}"
+        )
+    if not math.isclose(sum(split := values["data"]["split"]), 1.0):
+        raise ConfigError(f"data.split must be {schema.SPLIT}, got {split}")
+    if (block := values["model"].get("block_size", values["data"]["block_size"])) != values["data"]["block_size"]:
+        raise ConfigError(
+            f"model.block_size={block} differs from data.block_size={values['data']['block_size']}; set the "
+            "top-level block_size=N to change both"
+        )
+    if any(m <= warmup for m in milestones):
+        raise ConfigError(f"scheduler.milestones={milestones} must come after warmup_steps={warmup}")
+    if total is not None and not warmup < total:
+        raise ConfigError(f"scheduler.warmup_steps={warmup} must be below total_steps={total}")
+    if resume and ckpt:
+        raise ConfigError("pass either resume=<run dir> or ckpt_path=<file.ckpt>, not both")
+    if resume and not (last := Path(resume) / "checkpoints" / "last.ckpt").is_file():
+        raise ConfigError(
+            f"resume={resume}: no {last} (is it a run dir, and did the run get to its first checkpoint?); pass a "
+            "run directory written by scripts/train.py, or start the run afresh"
+        )
+    if ckpt and not Path(ckpt).is_file():
+        raise ConfigError(f"ckpt_path={ckpt}: no such file; pass a .ckpt file such as <run dir>/checkpoints/last.ckpt")
+    check_parts(values, raw)
 
 
-def _trainer_arguments() -> list[str]:
-    import lightning as L
-
-    return [name for name in inspect.signature(L.Trainer.__init__).parameters if name != "self"]
+validate_job = functools.partial(validate_config, job=True)
 
 
-def trainer_kwargs(trainer: Mapping[str, Any]) -> dict[str, Any]:
+def check_parts(values: dict[str, Any], raw: dict[str, Any]) -> None:
+    """The trainer, the model and its optimizer: each by makemore's refusals and its part's schema, then by its own
+    constructor (nothing runs or is written): the model's rules (heads divide emb_dim), torch's optimizers' ranges
+    (momentum >= 0), Lightning's Trainer's (a GPU to run on)."""
+    import lightning.pytorch as pl
+    import torch
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    from makemore import schema
+    from makemore.models import MODELS, build_model, hidden_matrices
+
+    trainer, model, optimizer = trainer_kwargs(values["trainer"]), values["model"], values["optimizer"]
+    if isinstance(trainer.get("profiler"), dict):  # a _target_: the run's Trainer builds it
+        trainer.pop("profiler")
+    for key, instead in REFUSED.items():
+        if trainer.get(key, KEPT.get(key)) != KEPT.get(key):
+            raise ConfigError(f"trainer.{key}={trainer[key]!r} is not used here: {instead}")
+    if str(trainer.get("precision") or "32-true") not in PRECISIONS:
+        raise ConfigError(
+            f"trainer.precision={trainer['precision']} is not supported: use 32-true or bf16-mixed (float16 needs "
+            "loss scaling, which the multi-step path does not do)"
+        )
+    schema.check(schema.signature_schema(pl.Trainer), trainer, "trainer", raw["trainer"])
+    schema.check(MODELS, model, "model", raw["model"])
+    schema.check(schema.OPTIMIZERS, optimizer, "optimizer", raw["optimizer"])
+    with torch.random.fork_rng(devices=[]):
+        built = build_model(model, vocab_size=2)
+    for name in schema.OPTIMIZERS[optimizer["name"]].torch:
+        if (cls := getattr(torch.optim, name, None)) is None:
+            raise ConfigError(
+                f"optimizer=muon needs torch.optim.Muon (torch 2.9 or later; this is {torch.__version__}); use "
+                "optimizer=adamw"
+            )
+        if not (params := hidden_matrices(built) if name == "Muon" else list(built.parameters())):
+            raise ConfigError(
+                f"optimizer=muon is for hidden layers' weight matrices, and model={model['name']} has none; "
+                "use optimizer=adamw"
+            )
+        try:
+            cls(params, **{k: v for k, v in optimizer.items() if k in inspect.signature(cls).parameters})
+        except ValueError as e:
+            raise ConfigError(f"optimizer={optimizer['name']}: torch.optim.{name} refuses its settings: {e}") from None
+    # not deterministic and benchmark, switches for the whole process: the run's Trainer sets them
+    kwargs = {k: v for k, v in trainer.items() if k not in ("deterministic", "benchmark")}
+    disabled = logging.root.manager.disable
+    logging.disable(logging.WARNING)  # its notes (GPU available ...) are the run's to say
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pl.Trainer(**{**kwargs, "logger": False})
+    except (MisconfigurationException, ValueError, TypeError, ImportError) as e:
+        raise ConfigError(f"Lightning refused the trainer settings: {' '.join(str(e).split())}") from None
+    finally:
+        logging.disable(disabled)
+
+
+def trainer_kwargs(trainer: dict[str, Any]) -> dict[str, Any]:
     """cfg.trainer as Lightning's Trainer takes it: a float val_check_interval is a fraction of an epoch, which
     Lightning counts per epoch (check_val_every_n_epoch 1, its default; makemore's null counts steps across
     epochs, which a whole-number interval needs when it is longer than an epoch)."""
@@ -271,3 +160,67 @@ def trainer_kwargs(trainer: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(kwargs.get("val_check_interval"), float) and kwargs.get("check_val_every_n_epoch") is None:
         kwargs["check_val_every_n_epoch"] = 1
     return kwargs
+
+
+def _check_tool_options(cfg: DictConfig, options: str) -> None:
+    """scripts/sample.py's or eval.py's options, each with its range, before any checkpoint is read."""
+    from makemore import schema
+
+    values = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+    if values.get("ckpt") in (None, "", "???", []):
+        raise ConfigError("ckpt is required: pass ckpt=<run dir> or ckpt=<file.ckpt>")
+    schema.check(getattr(schema, options), values)
+
+
+check_sample_options = functools.partial(_check_tool_options, options="SampleOptions")
+check_eval_options = functools.partial(_check_tool_options, options="EvalOptions")
+
+
+class CheckConfigFirst(Callback):
+    """Hydra creates the run dir before the task starts; this runs before that, so a bad config leaves nothing
+    behind, an output dir that can't be written is one clear line, and two runs started in the same second get
+    a dir each (the default dir is claimed with an exclusive mkdir; the later one gets a suffix: ..._1)."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            validate_config(config)
+            given = _given(config)
+            if config.trainer.get("fast_dev_run") and "hydra.run.dir" not in given:
+                stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
+                with open_dict(config):  # Lightning's fast_dev_run saves nothing: nor does it leave a run dir here
+                    config.hydra.run.dir = str(Path(tempfile.gettempdir()) / "makemore-fast-dev-run" / stamp)
+            _claim(config, "run", given)
+        except ConfigError as e:
+            exit_with(e)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            _claim(config, "sweep", _given(config))
+        except ConfigError as e:
+            exit_with(e)
+
+
+def _given(config: DictConfig) -> list[str]:
+    """The keys set on the command line (Hydra keeps its own, hydra.*, apart)."""
+    return [o.lstrip("+~").split("=")[0] for o in [*config.hydra.overrides.task, *config.hydra.overrides.hydra]]
+
+
+def _claim(config: DictConfig, kind: str, given: list[str]) -> None:
+    """Create hydra.<kind>.dir; the default (time-stamped) one exclusively, taking the next free suffix when another
+    run made it first. A dir the user names (hydra.run.dir=, resume=) is theirs to reuse."""
+    path = Path(config.hydra[kind].dir)
+    try:
+        if f"hydra.{kind}.dir" in given:
+            path.mkdir(parents=True, exist_ok=True)
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for n in range(1, 1000):
+            try:
+                path.mkdir()
+                break
+            except FileExistsError:
+                path = path.with_name(f"{Path(config.hydra[kind].dir).name}_{n}")
+        with open_dict(config):
+            config.hydra[kind].dir = str(path)
+    except OSError as e:
+        raise ConfigError(UNWRITABLE.format(path, e.strerror)) from None

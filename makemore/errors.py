@@ -42,14 +42,13 @@ class CheckpointWriteError(MakemoreError):
 
 
 def first_process() -> bool:
-    """Not a data-parallel worker (LOCAL_RANK > 0): the one process that prints and writes a run's results.
-    Read from the environment, which the launcher sets before Lightning is imported."""
+    """Not a data-parallel worker (LOCAL_RANK > 0, set by the launcher): the process that prints and writes results."""
     return int(os.environ.get("LOCAL_RANK", 0)) == 0
 
 
 def exit_with(error: MakemoreError) -> NoReturn:
-    """The one way a user error ends a command: `makemore: error: ...` on stderr and the error's status.
-    A data-parallel worker (LOCAL_RANK > 0) exits silently: its processes decide alike, the first one says it."""
+    """The one way a user error ends a command: `makemore: error: ...` on stderr and the error's status. A
+    data-parallel worker exits silently: its processes decide alike, and the first one says it."""
     if first_process():
         newline = "\n" if sys.stderr.isatty() else ""  # off the end of a progress bar's line
         print(f"{newline}makemore: error: {error}", file=sys.stderr)

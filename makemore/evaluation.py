@@ -1,72 +1,133 @@
-"""Exact full-split losses: mean negative log-likelihood per character, in nats (and bits, perplexity)."""
+"""Exact full-split losses in nats per character (and bits, perplexity) over every character and the end of every
+item, each once, of a model or an ensemble: p(c | prefix) = (1/M) sum_m p_m(c | prefix), each member in its own
+view of the same prefix (members may be different families), so its loss is directly comparable with theirs."""
 
+import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
-from makemore.data.contexts import recorded_splits
-from makemore.data.views import Examples, build_examples
+from makemore.data.contexts import SPLIT_IDENTITY, recorded_splits
+from makemore.data.sequences import IGNORE_INDEX, Examples, build_examples
 from makemore.data.vocab import Vocabulary
-from makemore.errors import DataError
+from makemore.errors import DataError, MakemoreError
 
 
-def next_char_nll(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Cross-entropy of every scored target: logits (B, V) with targets (B), or (B, T, V) with (B, T) where
-    padding targets are torch's ignore_index (-100) and count for nothing."""
+def next_char_nll(logits: Tensor, targets: Tensor, reduction: str = "mean") -> Tensor:
+    """Cross-entropy of logits (B, V) with targets (B), or (B, T, V) with (B, T); IGNORE_INDEX targets count nothing."""
     return F.cross_entropy(logits.flatten(0, -2), targets.flatten(), reduction=reduction)
 
 
 @torch.no_grad()
-def mean_nll(model: nn.Module, examples: Examples, chunk_size: int = 65536) -> float:
-    """Mean NLL per target over the whole split, each target once, in chunks of at most `chunk_size` targets'
-    logits so memory stays bounded on large data (a sequence window holds block_size of them)."""
+def target_log_probs(model: nn.Module, examples: Examples, chunk_size: int = 65536) -> tuple[Tensor, Tensor]:
+    """log p(target | its prefix) of every scored target as float64 in stream order (the same in either view), and
+    the target ids; at most `chunk_size` targets' logits at once (a window holds block_size), to bound memory."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     step = max(1, chunk_size // (examples.block_size if model.view == "sequence" else 1))
-    total = 0.0
+    log_probs, targets = [], []
     for start in range(0, len(examples), step):
-        x, y = examples[torch.arange(start, min(start + step, len(examples)))]
-        total += next_char_nll(model(x.to(device)), y.to(device), reduction="sum").double().item()
+        x, y = examples[start : start + step]
+        y = y.to(device).flatten()
+        scored = y != IGNORE_INDEX
+        logits = model(x.to(device)).flatten(0, -2)[scored].double()  # (n, V): the scored positions' rows
+        log_probs.append(logits.log_softmax(dim=-1).gather(1, y[scored, None]).squeeze(1))
+        targets.append(y[scored])
     model.train(was_training)
-    return total / examples.num_targets
+    return torch.cat(log_probs), torch.cat(targets)
+
+
+def mean_nll(model: nn.Module, examples: Examples, chunk_size: int = 65536) -> float:
+    """Mean NLL per target over the whole split."""
+    return -target_log_probs(model, examples, chunk_size)[0].mean().item()
+
+
+def mean_of_probabilities(log_probs: Tensor) -> Tensor:
+    """(M, ...) members' log-probabilities -> the log of their mean probability, (...)."""
+    return torch.logsumexp(log_probs, dim=0) - math.log(log_probs.shape[0])
+
+
+def split_log_probs(
+    models: Sequence[nn.Module], vocab: Vocabulary, record: dict | None, data_path: str | Path | None, chunk_size: int
+) -> tuple[Path, dict[str, Tensor]]:
+    """Each split's target_log_probs (M, N) of M models; the split recomputed from a checkpoint's data `record`, or
+    from `data_path` (another file of the models' characters) with the recorded fractions and seed."""
+    path, splits = recorded_splits(record, data_path)
+    if unknown := vocab.unknown_chars(item for split in splits.values() for item in split):
+        raise DataError(
+            f"{path} has {len(unknown)} characters the model has never seen: {''.join(unknown[:20])!r}; "
+            "evaluate on a file with the training vocabulary"
+        )
+    scores = {}
+    for name, items in splits.items():
+        scored = [target_log_probs(m, build_examples(m.view, items, vocab, m.block_size), chunk_size) for m in models]
+        for i, (_, targets) in enumerate(scored[1:], start=2):  # a guard: the views must agree on what is scored
+            if not torch.equal(targets, scored[0][1]):
+                raise MakemoreError(f"member {i} scores other targets of the {name} split than member 1")
+        scores[name] = torch.stack([log_probs for log_probs, _ in scored])
+    return path, scores
+
+
+def loss_record(log_probs: Tensor) -> dict[str, float | int]:
+    """A split's mean NLL from its targets' log-probabilities, in nats/char, bits/char and as perplexity."""
+    loss = -log_probs.mean().item()
+    return {"loss": loss, "bits_per_char": loss / math.log(2), "perplexity": math.exp(loss), "targets": len(log_probs)}
 
 
 def evaluate(
-    model: nn.Module,
-    vocab: Vocabulary,
-    record: dict | None,
-    data_path: str | Path | None = None,
-    chunk_size: int = 65536,
+    model: nn.Module, vocab: Vocabulary, record: dict | None, data_path: str | Path | None = None, chunk_size=65536
 ) -> dict:
-    """Train/val/test loss (nats/char), bits per character and perplexity of a trained model.
-
-    The split is recomputed from the data `record` of its checkpoint, or from `data_path` (another
-    file whose characters the model knows) with the same fractions and seed.
-    """
-    path, splits = recorded_splits(record, data_path)
-    check_known_chars(vocab, splits, path)
-    results = {}
-    for name, split in splits.items():
-        examples = build_examples(model.view, split, vocab, model.block_size)
-        results[name] = loss_record(mean_nll(model, examples, chunk_size), examples.num_targets)
-    return {"data": str(path), **results}
+    """Train/val/test loss_record of a trained model, on the data of split_log_probs."""
+    path, scores = split_log_probs([model], vocab, record, data_path, chunk_size)
+    return {"data": str(path), **{name: loss_record(log_probs[0]) for name, log_probs in scores.items()}}
 
 
-def check_known_chars(vocab: Vocabulary, splits: dict[str, list[str]], path: Path) -> None:
-    unknown = vocab.unknown_chars(item for split in splits.values() for item in split)
-    if unknown:
-        shown = "".join(unknown[:20])
-        raise DataError(
-            f"{path} has {len(unknown)} characters the model has never seen: {shown!r}; "
-            "evaluate on a file with the training vocabulary"
+def evaluate_ensemble(modules: list[Any], data_path: str | Path | None = None, chunk_size: int = 65536) -> dict:
+    """Each member's and the ensemble's train/val/test loss_record, over the same targets."""
+    first = modules[0]
+    path, scores = split_log_probs([m.model for m in modules], first.vocab, first.hparams.data, data_path, chunk_size)
+    members = [{name: loss_record(log_probs[i]) for name, log_probs in scores.items()} for i in range(len(modules))]
+    ensemble = {name: loss_record(mean_of_probabilities(log_probs)) for name, log_probs in scores.items()}
+    return {"data": str(path), "members": members, "ensemble": ensemble}
+
+
+def check_members(paths: list[Path], modules: list[Any]) -> None:
+    """Ensemble members share the vocabulary (ids mean the same characters) and data and split (the same held-out
+    items): else one line naming the first member that differs."""
+    first, first_data = modules[0], modules[0].hparams.data or {}
+    for path, module in zip(paths[1:], modules[1:], strict=True):
+        data = module.hparams.data or {}
+        if module.vocab.chars != first.vocab.chars:
+            what = f"another vocabulary ({module.vocab.size} characters, {first.vocab.size} in {paths[0]})"
+        elif any(data.get(k) != first_data.get(k) for k in SPLIT_IDENTITY):
+            what = f"other data ({data.get('path')}, {first_data.get('path')} for {paths[0]})"
+        else:
+            continue
+        raise MakemoreError(
+            f"ensemble members must be trained on the same data and vocabulary: {path} has {what}; "
+            "pass checkpoints of runs on one data file"
         )
 
 
-def loss_record(loss: float, targets: int) -> dict[str, float | int]:
-    """A split's mean NLL in nats/char, in bits/char and as perplexity, over `targets` (every character and the
-    end of every item)."""
-    return {"loss": loss, "bits_per_char": loss / math.log(2), "perplexity": math.exp(loss), "targets": targets}
+def ensemble_row(members: list[dict[str, Any]], scores: dict[str, Any], data: dict[str, Any] | None) -> dict[str, Any]:
+    """The ensemble as a run of compare.py's table: its losses, the members' parameters, steps and training time
+    added up (a member's time read from its run's metrics.json, if there), and the data record."""
+    runs = [Path(m["ckpt"]).parent.parent / "metrics.json" for m in members]
+    times = [json.loads(run.read_text()).get("train_time_s") if run.is_file() else None for run in runs]
+    kinds = sorted({m["model"] for m in members})
+    return {
+        "name": f"ensemble of {len(members)}",
+        "model": "+".join(f"{k} x{sum(m['model'] == k for m in members)}" for k in kinds),
+        "num_params": sum(m["num_params"] for m in members),
+        "steps": sum(m["step"] for m in members),
+        "train_time_s": None if None in times else round(sum(times), 2),
+        **{f"{split}_loss": scores[split]["loss"] for split in scores},
+        "split_sizes": {split: scores[split]["targets"] for split in scores},
+        "data": data and {"path": data["path"], "sha256": data["sha256"]},
+    }

@@ -1,8 +1,11 @@
 """The seed's learning-rate sweep, run by Lightning's Tuner.lr_find: lr from min_lr to max_lr
 exponentially over num_training minibatch steps, loss recorded at each."""
 
+import contextlib
 import logging
+import sys
 from pathlib import Path
+from typing import Any, TextIO
 
 import lightning as L
 import torch
@@ -36,6 +39,19 @@ def steepest_descent_lr(lrs: list[float], losses: list[float], skip_begin: int) 
     return lr[slope.argmin()].item()
 
 
+class _WithoutBar:
+    """stderr without the Tuner's own progress bar (drawn whatever enable_progress_bar says): a log it would fill."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return len(text) if "Finding best initial lr" in text else self.stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
 def find_lr(cfg: DictConfig) -> float | None:
     """Sweep, then write lr_find.png and lr_find.json into cfg.run_dir (and the figure to TensorBoard);
     returns the suggested lr, None if the loss never falls."""
@@ -44,9 +60,9 @@ def find_lr(cfg: DictConfig) -> float | None:
     settings = cfg.lr_find
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = prepare_datamodule(cfg)
-    module = build_module(cfg, datamodule)  # on the one-step path: the finder raises the lr once per step
+    module = build_module(cfg, datamodule)
     module.stop_on_divergence = False  # the sweep runs into divergence; the Tuner stops at early_stop_threshold
-    settings_of_run = {
+    settings_of_run = {  # one step per call (no plan: the Tuner replaces the callbacks), the lr rising per step
         "logger": False,
         "callbacks": [],
         "enable_checkpointing": False,
@@ -56,17 +72,22 @@ def find_lr(cfg: DictConfig) -> float | None:
         "use_distributed_sampler": False,
     }
     trainer = L.Trainer(**{**trainer_kwargs(_plain(cfg.trainer)), **settings_of_run})
-    finder = Tuner(trainer).lr_find(
-        module,
-        datamodule=datamodule,
-        min_lr=settings.min_lr,
-        max_lr=settings.max_lr,
-        num_training=settings.num_training,
-        mode="exponential",
-        early_stop_threshold=settings.early_stop_threshold,
-        update_attr=False,
-    )
-    lrs, losses = finder.results["lr"], finder.results["loss"]
+    with contextlib.redirect_stderr(_WithoutBar(sys.stderr)):
+        finder = Tuner(trainer).lr_find(
+            module,
+            datamodule=datamodule,
+            min_lr=settings.min_lr,
+            max_lr=settings.max_lr,
+            num_training=settings.num_training,
+            mode="exponential",
+            early_stop_threshold=settings.early_stop_threshold,
+            update_attr=False,
+        )
+    # Lightning's running mean divides by 1 - beta^(step + 1) with the step already counted (its first point is half
+    # the loss): undo that one factor, so the curve starts at the untrained model's loss
+    beta = 0.98
+    lrs = finder.results["lr"]
+    losses = [s * (1 - beta ** (i + 2)) / (1 - beta ** (i + 1)) for i, s in enumerate(finder.results["loss"])]
     suggestion = steepest_descent_lr(lrs, losses, settings.skip_begin)
     fig = lr_sweep_figure(lrs, losses, suggestion)
     tensorboard = (cfg.get("logger") or {}).get("tensorboard")

@@ -1,4 +1,4 @@
-"""Figures the notebook draws: the 2-D character embedding and the learning-rate sweep."""
+"""Figures: the notebook's 2-D character embedding and learning-rate sweep, a sweep's knob, the model family."""
 
 import contextlib
 import io
@@ -19,6 +19,10 @@ from matplotlib.transforms import Bbox
 
 from makemore.io import atomic_write_bytes
 
+MARKER_SIZE = 40  # of a run's point in the family figure, in points^2 (scatter's s)
+# Where a point's label may go, tried in turn, (offset in points, alignment): right/left of the point, above/below.
+LABEL_PLACES = [((5, 4), "left"), ((5, -11), "left"), ((-5, 4), "right"), ((-5, -11), "right")]
+
 
 @contextlib.contextmanager
 def missing_glyphs_quiet() -> Iterator[None]:
@@ -26,43 +30,6 @@ def missing_glyphs_quiet() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
         yield
-
-
-def embedding_figure(table: torch.Tensor, labels: list[str], step: int | None = None, max_labels: int = 100) -> Figure:
-    """Dimensions 0 and 1 of the embedding table, one labelled dot per character, as in the notebook.
-
-    A vocabulary larger than `max_labels` (CJK text has thousands) is drawn as unlabelled dots: the
-    labels would cover each other, and each glyph missing from the font would cost a warning.
-    """
-    fig, ax = plt.subplots(figsize=(8, 8))
-    points = table.detach().float().cpu()
-    if points.shape[1] < 2:  # emb_dim=1: a line of characters
-        points = torch.cat([points, torch.zeros_like(points)], dim=1)
-    labelled = len(labels) <= max_labels
-    ax.scatter(points[:, 0], points[:, 1], s=200 if labelled else 4)
-    for (x, y), label in zip(points[:, :2].tolist(), labels if labelled else [], strict=False):
-        ax.text(x, y, label, ha="center", va="center", color="white")
-    ax.grid(which="minor")
-    ax.grid()
-    ax.set_xlabel("C[:, 0]")
-    ax.set_ylabel("C[:, 1]")
-    title = "character embedding" + (f" at step {step}" if step is not None else "")
-    ax.set_title(title if labelled else f"{title} ({len(labels)} characters, unlabelled)")
-    return fig
-
-
-def lr_sweep_figure(lrs: list[float], losses: list[float], suggestion: float | None) -> Figure:
-    """Loss against log10(lr), the notebook's picture for choosing the learning rate."""
-    fig, ax = plt.subplots(figsize=(8, 5))
-    ax.plot([math.log10(lr) for lr in lrs], losses)
-    if suggestion is not None:
-        ax.axvline(math.log10(suggestion), color="red", linestyle="--", label=f"suggested lr {suggestion:.3g}")
-        ax.legend()
-    ax.set_xlabel("log10(learning rate)")
-    ax.set_ylabel("training loss (smoothed)")
-    ax.set_title("learning-rate sweep")
-    ax.grid()
-    return fig
 
 
 def save_figure(fig: Figure, path: str | Path) -> None:
@@ -74,53 +41,68 @@ def save_figure(fig: Figure, path: str | Path) -> None:
     plt.close(fig)
 
 
-def knob_figure(points: list[tuple[float, float]], knob: str) -> Figure:
-    """Val loss of each job of a sweep against one knob."""
-    fig, ax = plt.subplots(figsize=(7, 5))
-    ax.plot([x for x, _ in points], [y for _, y in points], "o")
-    ax.set_xlabel(knob)
-    ax.set_ylabel("val loss (nats/char)")
-    ax.set_title(f"sweep: val loss against {knob}")
+def embedding_figure(table: torch.Tensor, labels: list[str], step: int | None = None, max_labels: int = 100) -> Figure:
+    """Dimensions 0 and 1 of the embedding table, a labelled dot per character, as in the notebook; unlabelled dots
+    beyond `max_labels` characters (CJK text has thousands), whose labels would only cover each other."""
+    fig, ax = plt.subplots(figsize=(8, 8))
+    points = table.detach().float().cpu()
+    if points.shape[1] < 2:  # emb_dim=1: a line of characters
+        points = torch.cat([points, torch.zeros_like(points)], dim=1)
+    labelled = len(labels) <= max_labels
+    ax.scatter(points[:, 0], points[:, 1], s=200 if labelled else 4)
+    for (x, y), label in zip(points[:, :2].tolist(), labels if labelled else [], strict=False):
+        ax.text(x, y, label, ha="center", va="center", color="white")
+    ax.grid(which="minor")
+    ax.grid()
+    title = "character embedding" + (f" at step {step}" if step is not None else "")
+    title += "" if labelled else f" ({len(labels)} characters, unlabelled)"
+    ax.set(xlabel="C[:, 0]", ylabel="C[:, 1]", title=title)
+    return fig
+
+
+def lr_sweep_figure(lrs: list[float], losses: list[float], suggestion: float | None) -> Figure:
+    """Loss against log10(lr), the notebook's picture for choosing the learning rate."""
+    fig, ax = plt.subplots(figsize=(8, 5))
+    ax.plot([math.log10(lr) for lr in lrs], losses)
+    if suggestion is not None:
+        ax.axvline(math.log10(suggestion), color="red", linestyle="--", label=f"suggested lr {suggestion:.3g}")
+        ax.legend()
+    ax.set(xlabel="log10(learning rate)", ylabel="training loss (smoothed)", title="learning-rate sweep")
     ax.grid()
     return fig
 
 
-MARKER_SIZE = 40  # of a run's point in the family figure, in points^2 (scatter's s)
-# Where a point's label may go, tried in turn until one covers no point or label and stays inside the axes:
-# (offset in points, horizontal alignment): right and above, right and below, left and above, left and below.
-LABEL_PLACES = [((5, 4), "left"), ((5, -11), "left"), ((-5, 4), "right"), ((-5, -11), "right")]
+def knob_figure(points: list[tuple[float, float]], knob: str) -> Figure:
+    """Val loss of each job of a sweep against one knob."""
+    fig, ax = plt.subplots(figsize=(7, 5))
+    ax.plot([x for x, _ in points], [y for _, y in points], "o")
+    ax.set(xlabel=knob, ylabel="val loss (nats/char)", title=f"sweep: val loss against {knob}")
+    ax.grid()
+    return fig
 
 
-def _label_points(ax, points: list[tuple[float, float, str, Any]]) -> None:
-    """One small label per point, each placed where it covers no point and no label placed before it (if it
-    can), so that each label sits next to its own point; a label has its point's colour."""
+def _label_points(ax: Any, points: list[tuple[float, float, str, Any]]) -> None:
+    """A label in its point's colour beside each point, inside the axes and over no point or earlier label if it can."""
     renderer = ax.figure.canvas.get_renderer()
     inside, half = ax.get_window_extent(renderer), renderer.points_to_pixels(MARKER_SIZE**0.5 / 2)
     centres = ax.transData.transform([(x, y) for x, y, _, _ in points])
     placed = [Bbox.from_extents(cx - half, cy - half, cx + half, cy + half) for cx, cy in centres]
-
-    def label(x: float, y: float, text: str, color: Any, offset: tuple[int, int], ha: str):
-        note = ax.annotate(text, (x, y), textcoords="offset points", xytext=offset, ha=ha, fontsize=8, color=color)
-        return note, note.get_window_extent(renderer)
-
     for x, y, text, color in points:
-        for offset, ha in LABEL_PLACES:
-            note, box = label(x, y, text, color, offset, ha)
+        for i, (offset, ha) in enumerate([*LABEL_PLACES, LABEL_PLACES[0]]):  # last: no free place, so the first
+            note = ax.annotate(text, (x, y), textcoords="offset points", xytext=offset, ha=ha, fontsize=8, color=color)
+            box = note.get_window_extent(renderer)
             fits = inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1
-            if fits and not any(box.overlaps(other) for other in placed):
+            if i == len(LABEL_PLACES) or (fits and not any(box.overlaps(other) for other in placed)):
                 break
             note.remove()
-        else:  # no free place: the first one, overlapping
-            note, box = label(x, y, text, color, *LABEL_PLACES[0])
         placed.append(box)
 
 
 def family_figure(rows: list[dict], subtitle: str | None = None) -> Figure:
-    """Val loss against parameters and against training time, one labelled point per run (a colour per run,
-    the same in both panels); `subtitle` says which data (compare.py: the data line)."""
+    """Val loss against parameters and against training time, a labelled point per run (its colour the same in both
+    panels); `subtitle` says which data (compare.py: the data line)."""
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.5), sharey=True)
     panels = ((axes[0], "num_params", "parameters"), (axes[1], "train_time_s", "training time (s)"))
-    names = [row["run"].removeprefix("experiment=") for row in rows]
     for ax, key, axis_name in panels:
         for row in rows:
             ax.scatter(row[key], row["val_loss"], s=MARKER_SIZE)
@@ -134,6 +116,7 @@ def family_figure(rows: list[dict], subtitle: str | None = None) -> Figure:
     title = "the model family on one metric: val loss against size and against training time"
     fig.suptitle(title + (f"\n{subtitle}" if subtitle else ""))
     fig.tight_layout()
+    names = [row["run"].removeprefix("experiment=") for row in rows]
     for ax, key, _ in panels:  # after the layout, so that the labels are placed where they will be drawn
         colors = [dot.get_facecolor()[0] for dot in ax.collections]
         _label_points(ax, [(row[key], row["val_loss"], n, c) for row, n, c in zip(rows, names, colors, strict=True)])

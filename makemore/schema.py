@@ -1,85 +1,84 @@
-"""What a config may hold: one pydantic schema per part, with each key's allowed range.
-
-Checked once, before anything is written: train.py's and lr_find.py's config before the run dir exists
-(makemore.config.CheckConfigFirst), sample.py's and eval.py's options before a checkpoint is read, and the
-config stored in every checkpoint before the model is rebuilt from it. A checkpoint is data, never code: its
-config may hold only the names of this project's registries and plain values, no `_target_`, no objects.
-
-A refusal is one line naming the key, the value and the allowed range (each field's description):
-`batch_size must be a positive integer, got 0`.
-"""
+"""What a config may hold: one pydantic schema per part, each key's range written once (the models' and Lightning's
+Trainer's read from their signatures), and a refusal in one line: `batch_size must be a positive integer, got 0`.
+A checkpoint is data, never code: its stored config may hold registry names and plain values only, no `_target_`."""
 
 import functools
 import inspect
-import math
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from makemore.errors import ConfigError
 
-PositiveInt = Annotated[int, Field(gt=0)]
-PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-POSITIVE_INT = "a positive integer"
-PLAIN_SCALARS = (bool, int, float, str, type(None))
+POSITIVE_INT, POSITIVE, RATE = "a positive integer", "a positive number", "a number in [0, 1)"
+PositiveInt = Annotated[int, Field(gt=0, description=POSITIVE_INT)]
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False, description=POSITIVE)]
+Rate = Annotated[float, Field(ge=0, lt=1, description=RATE)]
+TYPE_TEXT = {int: "an integer", float: "a number", bool: "true or false", str: "text", type(None): "null"}
+KINDS = {"model": "a makemore model", "optimizer": "an optimizer here", "scheduler": "a schedule here"}
+NAMES_CODE = "{} names code to run ({!r}); makemore builds its parts from its own registries by name, so a "
+NAMES_CODE += "config or checkpoint may not name code"
+INTERPOLATION = re.compile(r"\$\{([\w.]+)\}")  # `model.hidden: ${hidden}`: a refusal names `hidden`, as typed
 
 
-class Schema(BaseModel):
-    """Strict: 2.5 is not an integer, true is not a number, "3" is not a number; unknown keys are refused."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    what: ClassVar[str] = "this config"  # "is not a setting of <what>"
-
-
-def rule(default: Any = ..., text: str = POSITIVE_INT, **constraints: Any) -> Any:
-    """A field whose refusal reads "<key> must be <text>, got <value>"."""
-    return Field(default, description=text, **constraints)
+class Schema(BaseModel):  # strict: 2.5 is not an integer, true is not a number, "3" is not a number
+    model_config = ConfigDict(extra="forbid", strict=True, arbitrary_types_allowed=True)
+    what: ClassVar[str] = "this config"
+    unknown: ClassVar[str] = "is not a setting of {what}; its settings are: {allowed}"
 
 
-def check(schema: type[Schema], values: Mapping[str, Any], where: str = "") -> Schema:
-    """`values` validated by `schema`, or a ConfigError naming the first offending key under `where`."""
-    unplain = _first_unplain(values, where)
-    if unplain:
-        raise ConfigError(unplain)
+def check(schema: Any, values: Any, where: str = "", raw: Any = None) -> Schema:
+    """`values` validated by `schema`, or by the entry of the registry `schema` that values["name"] names (a Schema,
+    or a class whose signature is read); else a ConfigError naming the first bad key under `where`, or the key the
+    user typed where `raw` (the values unresolved) holds `${key}`."""
+    if isinstance(schema, Mapping):
+        if "_target_" in values:
+            raise ConfigError(NAMES_CODE.format(f"{where}._target_", str(values["_target_"])[:80]))
+        name = values.get("name")
+        if not isinstance(name, str) or name not in schema:
+            kind = KINDS[where.rpartition(".")[2]]
+            raise ConfigError(f"{where}.name={name!r} is not {kind}; choose one of: {', '.join(schema)}")
+        schema = schema[name] if issubclass(schema[name], Schema) else signature_schema(schema[name], name)
     try:
         return schema.model_validate(dict(values))
     except ValidationError as e:
-        raise ConfigError(_message(e.errors()[0], schema, values, where)) from None
+        raise ConfigError(_message(e.errors()[0], schema, values, where, raw)) from None
 
 
-def _message(error: Mapping[str, Any], schema: type[Schema], values: Any, where: str) -> str:
+def _message(error: Mapping[str, Any], schema: Any, values: Any, where: str, raw: Any) -> str:
     """One line for pydantic's first error: the key as the user writes it, its value, its range."""
     keys, field, what = [], None, schema.what
     for part in error["loc"]:
-        fields = schema.model_fields if schema else {}
-        if part not in fields:
+        if part not in (schema.model_fields if schema else {}):
             break
         keys.append(str(part))
-        field = fields[part]
+        field = schema.model_fields[part]
         values = values.get(part) if isinstance(values, Mapping) else None
-        nested = [t for t in (get_args(field.annotation) or [field.annotation]) if t is not type(None)]
-        schema = nested[0] if isinstance(nested[0], type) and issubclass(nested[0], Schema) else None
+        raw = raw.get(part) if isinstance(raw, Mapping) else None
+        nested = [t for t in (get_args(field.annotation) or [field.annotation]) if isinstance(t, type)]
+        schema = next((t for t in nested if issubclass(t, Schema)), None)
         what = schema.what if schema else what
     key = ".".join([where, *keys] if where else keys)
     if error["type"] == "extra_forbidden":
         extra = str(error["loc"][-1])
         if extra == "_target_":
-            return _names_code(f"{key}._target_" if key else "_target_", error["input"])
-        allowed = ", ".join(f.alias or k for k, f in schema.model_fields.items()) if schema else ""
-        return f"{key + '.' if key else ''}{extra} is not a setting of {what}; its settings are: {allowed}"
+            return NAMES_CODE.format(f"{key}._target_" if key else "_target_", str(error["input"])[:80])
+        allowed = ", ".join(f.alias or k for k, f in schema.model_fields.items())
+        return f"{key + '.' if key else ''}{extra} " + schema.unknown.format(what=what, allowed=allowed)
     if isinstance(values, Mapping) and "_target_" in values:
-        return _names_code(f"{key}._target_", values["_target_"])
+        return NAMES_CODE.format(f"{key}._target_", str(values["_target_"])[:80])
     if error["type"] == "missing":
         return f"{key} is required in {what}"
-    return f"{key} must be {field.description if field and field.description else error['msg']}, got {values!r}"
-
-
-def _names_code(key: str, target: Any) -> str:
-    return (
-        f"{key} names code to run ({str(target)[:80]!r}); makemore builds its parts from its own registries by name, "
-        "so a config or checkpoint may not name code"
+    if field is None:
+        return f"{key or where}: {error['msg']}"
+    types = get_args(field.annotation) or (field.annotation,)  # else the annotation's words: "an integer or null"
+    text = field.description or " or ".join(
+        dict.fromkeys(TYPE_TEXT.get(t, str(getattr(t, "__name__", t))) for t in types)
     )
+    typed = INTERPOLATION.fullmatch(raw) if isinstance(raw, str) else None
+    return f"{typed[1] if typed else key} must be {text}, got {values!r}"
 
 
 def _first_unplain(value: Any, where: str) -> str | None:
@@ -92,255 +91,175 @@ def _first_unplain(value: Any, where: str) -> str | None:
                 return found
     elif isinstance(value, list | tuple):
         return next((found for i, v in enumerate(value) if (found := _first_unplain(v, f"{where}[{i}]"))), None)
-    elif not isinstance(value, PLAIN_SCALARS):
+    elif not isinstance(value, bool | int | float | str | type(None)):
         plain = "number, string, bool, null or a list of them"
         return f"{where} holds a {type(value).__name__}, not a plain value ({plain})"
     return None
 
 
-# --- the model: one schema per registry entry, read from its constructor's signature -----------------------
+# --- read from signatures: the models' constructors and Lightning's Trainer -------------------------------
 
-MODEL_KNOB_RULES: dict[str, tuple[Any, str]] = {  # knob -> (type, the refusal's range)
-    "block_size": (PositiveInt, POSITIVE_INT),
-    "emb_dim": (PositiveInt, POSITIVE_INT),
-    "hidden": (PositiveInt, POSITIVE_INT),
-    "n_layer": (PositiveInt, POSITIVE_INT),
-    "n_head": (PositiveInt, POSITIVE_INT),
-    "dropout": (Annotated[float, Field(ge=0, lt=1)], "a number in [0, 1)"),
-    "emb_dropout": (Annotated[float, Field(ge=0, lt=1)], "a number in [0, 1)"),
-    "weight_dropout": (Annotated[float, Field(ge=0, lt=1)], "a number in [0, 1)"),
-    "attn_dropout": (Annotated[float, Field(ge=0, lt=1)] | None, "a number in [0, 1), or null for dropout's"),
-    "resid_dropout": (Annotated[float, Field(ge=0, lt=1)] | None, "a number in [0, 1), or null for dropout's"),
-    "bn_momentum": (Annotated[float, Field(gt=0, le=1)], "a number in (0, 1]"),
+SIGNATURE_RULES: dict[str, Any] = {  # the ranges a signature cannot say, as types
+    **dict.fromkeys(("block_size", "emb_dim", "hidden", "n_layer", "n_head"), PositiveInt),
+    **dict.fromkeys(("dropout", "emb_dropout", "weight_dropout"), Rate),
+    **dict.fromkeys(
+        ("attn_dropout", "resid_dropout"), Annotated[Rate | None, Field(description=f"{RATE}, or null for dropout's")]
+    ),
+    "bn_momentum": Annotated[float, Field(gt=0, le=1, description="a number in (0, 1]")],
+    # Lightning's Trainer: the ranges its constructor leaves open (makemore.config constructs one at the door)
+    "val_check_interval": Annotated[
+        Annotated[int, Field(ge=1)] | Annotated[float, Field(gt=0, le=1)] | None,
+        Field(description="a whole number of optimizer steps >= 1 or a fraction of an epoch in (0, 1]"),
+    ],
+    "limit_val_batches": Annotated[
+        Annotated[int, Field(ge=0)] | Annotated[float, Field(ge=0, le=1)] | None,
+        Field(description="a number of validation batches or a fraction of the split in [0, 1]"),
+    ],
+    "check_val_every_n_epoch": Annotated[
+        PositiveInt | None, Field(description="a whole number of epochs >= 1 or null")
+    ],
+    "log_every_n_steps": Annotated[int, Field(ge=0, description="a whole number of steps >= 0 (0: never log)")],
+    "accumulate_grad_batches": Annotated[int, Field(ge=1, description="a whole number >= 1")],
+    "gradient_clip_val": Annotated[
+        PositiveFloat | None, Field(description=f"{POSITIVE} (the largest gradient norm) or null")
+    ],
+    "gradient_clip_algorithm": Annotated[Literal["norm", "value"] | None, Field(description="norm, value or null")],
 }
 
 
-def _model_schema(name: str, cls: type) -> type[Schema]:
-    fields: dict[str, Any] = {"name": (Literal[name], rule(text=f"'{name}'"))}
-    for knob, param in inspect.signature(cls.__init__).parameters.items():
-        if knob in ("self", "vocab_size"):
-            continue
-        kind, text = MODEL_KNOB_RULES.get(knob, (param.annotation, _TYPE_TEXT.get(param.annotation, "")))
-        default = ... if param.default is inspect.Parameter.empty else param.default
-        fields[knob] = (kind, rule(default, text or f"a {param.annotation}"))
+@functools.cache  # once per class and process: every door check and checkpoint load reuses it
+def signature_schema(cls: type, name: str | None = None) -> type[Schema]:
+    """The keyword arguments of `cls`, each with its annotation and default or its SIGNATURE_RULES type; a registry
+    entry is chosen by `name:`."""
+    fields: dict[str, Any] = {"name": (Literal[name], Field(description=repr(name)))} if name else {}
+    for key, param in inspect.signature(cls.__init__).parameters.items():
+        if key not in ("self", "vocab_size"):
+            default = ... if param.default is inspect.Parameter.empty else param.default
+            fields[key] = (SIGNATURE_RULES.get(key, param.annotation), default)
     schema = create_model(f"{cls.__name__}Config", __base__=Schema, **fields)
-    schema.what = f"the {name} model"
+    schema.what = f"the {name} model" if name else f"Lightning's {cls.__name__}"
+    if not name:
+        schema.unknown = f"is not an argument of Lightning's {cls.__name__} (see lightning.pytorch.{cls.__name__})"
     return schema
 
 
-_TYPE_TEXT = {int: "an integer", float: "a number", bool: "true or false", str: "text"}
-
-
-@functools.cache  # built once per process: every check of a model config and every checkpoint load uses them
-def model_schemas() -> dict[str, type[Schema]]:
+def check_model(values: Mapping[str, Any], where: str = "model") -> Schema:
     from makemore.models import MODELS
 
-    return {name: _model_schema(name, cls) for name, cls in MODELS.items()}
+    return check(MODELS, values, where)
 
 
-def _choose(schemas: Mapping[str, type[Schema]], values: Any, where: str, kind: str) -> type[Schema]:
-    """The schema `values["name"]` names, after refusing code and unknown names."""
-    if not isinstance(values, Mapping):
-        raise ConfigError(f"{where} must be a mapping of settings, got {values!r}")
-    if "_target_" in values:
-        raise ConfigError(_names_code(f"{where}._target_", values["_target_"]))
-    name = values.get("name")
-    if not isinstance(name, str) or name not in schemas:
-        raise ConfigError(f"{where}.name={name!r} is not {kind}; choose one of: {', '.join(schemas)}")
-    return schemas[name]
-
-
-def check_model(values: Mapping[str, Any], where: str = "model") -> Schema:
-    return check(_choose(model_schemas(), values, where, "a makemore model"), values, where)
-
-
-# --- optimizers and schedules -----------------------------------------------------------------------------
+# --- optimizers (torch's constructors check the ranges they know, at the door) and schedules ----------------
 
 
 class SGDConfig(Schema):
-    what: ClassVar[str] = "sgd"
+    torch: ClassVar[tuple[str, ...]] = ("SGD",)  # the torch.optim classes makemore.training.optim builds
     name: Literal["sgd"]
-    lr: PositiveFloat = rule(text="a positive number")
-    momentum: float = rule(0.0, "a number >= 0", ge=0)
-    dampening: float = rule(0.0, "a number >= 0", ge=0)
-    weight_decay: float = rule(0.0, "a number >= 0", ge=0)
-    nesterov: bool = rule(False, "true or false")
+    lr: PositiveFloat  # torch takes 0, which never steps
+    momentum: float = 0.0
+    dampening: float = Field(0.0, ge=0, description="a number >= 0")
+    weight_decay: float = 0.0
+    nesterov: bool = False
 
 
 class AdamWConfig(Schema):
-    what: ClassVar[str] = "adamw"
+    torch: ClassVar[tuple[str, ...]] = ("AdamW",)
     name: Literal["adamw"]
-    lr: PositiveFloat = rule(text="a positive number")
-    betas: list[Annotated[float, Field(ge=0, lt=1)]] = rule([0.9, 0.999], "two numbers in [0, 1)", min_length=2)
-    eps: PositiveFloat = rule(1e-8, "a positive number")
-    weight_decay: float = rule(0.0, "a number >= 0", ge=0)
-    amsgrad: bool = rule(False, "true or false")
-    fused: bool | None = rule(None, "true, false or null")
-
-    @model_validator(mode="after")
-    def _two_betas(self) -> "AdamWConfig":
-        if len(self.betas) != 2:
-            raise ConfigError(f"optimizer.betas must be two numbers in [0, 1), got {self.betas}")
-        return self
+    lr: PositiveFloat
+    betas: list[float] = Field([0.9, 0.999], min_length=2, max_length=2, description="two numbers in [0, 1)")
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    amsgrad: bool = False
+    fused: bool | None = None
 
 
-class MuonConfig(AdamWConfig):
-    what: ClassVar[str] = "muon"
+class MuonConfig(AdamWConfig):  # Muon for the hidden layers' matrices, AdamW (its betas, eps) for the rest
+    torch: ClassVar[tuple[str, ...]] = ("Muon", "AdamW")
     name: Literal["muon"]
-    momentum: float = rule(0.95, "a number in [0, 1)", ge=0, lt=1)
-    nesterov: bool = rule(True, "true or false")
-    ns_steps: PositiveInt = rule(5, POSITIVE_INT)
+    momentum: float = Field(0.95, ge=0, lt=1, description=RATE)
+    nesterov: bool = True
+    ns_steps: PositiveInt = 5
 
 
-OPTIMIZER_SCHEMAS: dict[str, type[Schema]] = {"sgd": SGDConfig, "adamw": AdamWConfig, "muon": MuonConfig}
-WARMUP = "a whole number of steps >= 0"
+Warmup = Annotated[int, Field(ge=0, description="a whole number of steps >= 0")]
 
 
 class ConstantSchedule(Schema):
-    what: ClassVar[str] = "the constant schedule"
     name: Literal["constant"]
-    warmup_steps: int = rule(0, WARMUP, ge=0)
+    warmup_steps: Warmup = 0
 
 
 class StepSchedule(Schema):
-    what: ClassVar[str] = "the step schedule"
     name: Literal["step"]
-    milestones: list[Annotated[int, Field(gt=0)]] = rule(text="a list of optimizer steps > 0")
-    gamma: PositiveFloat = rule(0.1, "a positive number")
-    warmup_steps: int = rule(0, WARMUP, ge=0)
-
-    @model_validator(mode="after")
-    def _after_warmup(self) -> "StepSchedule":
-        if any(m <= self.warmup_steps for m in self.milestones):
-            raise ConfigError(
-                f"scheduler.milestones={self.milestones} must come after warmup_steps={self.warmup_steps}"
-            )
-        return self
+    milestones: list[Annotated[int, Field(gt=0)]] | None = Field(
+        None, description="a list of optimizer steps > 0, or null (one at decay_at of the run)"
+    )
+    decay_at: float = Field(0.5, gt=0, le=1, description="a fraction of the run in (0, 1]")
+    gamma: PositiveFloat = 0.1
+    warmup_steps: Warmup = 0
 
 
 class CosineSchedule(Schema):
-    what: ClassVar[str] = "the cosine schedule"
     name: Literal["cosine"]
-    total_steps: PositiveInt = rule(text="a positive whole number of steps")
-    min_lr: float = rule(0.0, "a number >= 0", ge=0)
-    warmup_steps: int = rule(0, WARMUP, ge=0)
-
-    @model_validator(mode="after")
-    def _warmup_first(self) -> "CosineSchedule":
-        if not self.warmup_steps < self.total_steps:
-            raise ConfigError(
-                f"scheduler.warmup_steps={self.warmup_steps} must be below total_steps={self.total_steps}"
-            )
-        return self
+    total_steps: PositiveInt | None = Field(None, description="a positive whole number of steps, or null (the run's)")
+    min_lr: float = Field(0.0, ge=0, description="a number >= 0")
+    warmup_steps: Warmup = 0
 
 
-SCHEDULE_SCHEMAS: dict[str, type[Schema]] = {
-    "constant": ConstantSchedule,
-    "step": StepSchedule,
-    "cosine": CosineSchedule,
-}
+OPTIMIZERS: dict[str, type[Schema]] = {"sgd": SGDConfig, "adamw": AdamWConfig, "muon": MuonConfig}
+SCHEDULES: dict[str, type[Schema]] = {"constant": ConstantSchedule, "step": StepSchedule, "cosine": CosineSchedule}
+for _name, _schema in OPTIMIZERS.items() | SCHEDULES.items():
+    _schema.what = f"the {_name} {'optimizer' if _name in OPTIMIZERS else 'schedule'}"
 
 
-def check_optimizer(values: Mapping[str, Any], where: str = "optimizer") -> Schema:
-    return check(_choose(OPTIMIZER_SCHEMAS, values, where, "an optimizer here"), values, where)
-
-
-def check_scheduler(values: Mapping[str, Any] | None, where: str = "scheduler") -> Schema | None:
-    if values is None:
-        return None
-    return check(_choose(SCHEDULE_SCHEMAS, values, where, "a schedule here"), values, where)
-
-
-# --- scripts/train.py and scripts/lr_find.py --------------------------------------------------------------
+# --- scripts/train.py and scripts/lr_find.py (makemore.config checks the rules between keys) ----------------
 
 SPLIT = "three positive fractions (train, val, test) summing to 1"
-
-
-class DefaultData(Schema):
-    file: str
-    url: str
-    sha256: str
 
 
 class DataConfig(Schema):
     what: ClassVar[str] = "the data group"
     target: str = Field(alias="_target_")
-    path: str | None = rule(None, "a file path or null")
-    default: DefaultData
-    block_size: PositiveInt = rule()
-    batch_size: PositiveInt = rule()
-    split: list[float] = rule(text=SPLIT)
-    split_seed: int = rule(text="an integer")
-    eval_batch_size: PositiveInt = rule()
-    sampler_seed: int = rule(text="an integer")
-    overfit_items: PositiveInt | None = rule(None, "a positive integer or null")
-
-    @model_validator(mode="after")
-    def _fractions(self) -> "DataConfig":
-        split = self.split
-        if len(split) != 3 or any(f <= 0 for f in split) or not math.isclose(sum(split), 1.0):
-            raise ConfigError(f"data.split must be {SPLIT}, got {split}")
-        return self
+    path: str | None = Field(None, description="a file path or null")
+    default: dict[Literal["file", "url", "sha256"], str] = Field(description="{file, url, sha256}: text")
+    block_size: PositiveInt
+    batch_size: PositiveInt
+    split: list[Annotated[float, Field(gt=0)]] = Field(min_length=3, max_length=3, description=SPLIT)
+    split_seed: int
+    eval_batch_size: PositiveInt
+    sampler_seed: int
+    overfit_items: PositiveInt | None = Field(None, description="a positive integer or null")
 
 
 class SampleAtEnd(Schema):
-    what: ClassVar[str] = "sample"
-    num_samples: PositiveInt = rule()
-    max_len: PositiveInt = rule()
+    num_samples: PositiveInt
+    max_len: PositiveInt
 
 
 class LrFindOptions(Schema):
-    what: ClassVar[str] = "lr_find"
-    min_lr: PositiveFloat = rule(text="a positive number")
-    max_lr: PositiveFloat = rule(text="a positive number")
-    num_training: PositiveInt = rule()
-    early_stop_threshold: Annotated[float, Field(gt=1)] | None = rule(text="a number > 1, or null")
-    skip_begin: int = rule(text="a whole number from 0 to num_training - 3")
-    apply: bool = rule(text="true or false")
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _sweep(cls, values: Any, handler: Any) -> "LrFindOptions":
-        checked = handler(values)  # each field in its range first; the messages quote the values as given
-        low, high, n, skip = (values[key] for key in ("min_lr", "max_lr", "num_training", "skip_begin"))
-        if not low < high:
-            raise ConfigError(f"lr_find.min_lr={low} must be below lr_find.max_lr={high}")
-        if n < 10:
-            raise ConfigError(f"lr_find.num_training must be at least 10 sweep steps, got {n}")
-        if not 0 <= skip <= n - 3:
-            raise ConfigError(
-                f"lr_find.skip_begin must be a whole number from 0 to num_training - 3 = {n - 3} (the suggestion "
-                f"needs points after it), got {skip!r}"
-            )
-        return checked
+    min_lr: PositiveFloat
+    max_lr: PositiveFloat
+    num_training: PositiveInt
+    early_stop_threshold: Annotated[float, Field(gt=1)] | None = Field(description="a number > 1, or null")
+    skip_begin: int = Field(description="a whole number from 0 to num_training - 3")
+    apply: bool
 
 
-class TrainConfig(Schema):
-    """conf/train.yaml's keys but the run dir, trainer, loggers, callbacks and hydra (those are Lightning's and
-    Hydra's: makemore.training.plan checks the trainer's)."""
-
-    block_size: PositiveInt = rule()
-    emb_dim: PositiveInt = rule()
-    hidden: PositiveInt = rule()
-    batch_size: PositiveInt = rule()
-    seed: int = rule(text="an integer")
-    name: str | int | None = rule(None, "text or null")
-    tags: list[str | int] = rule([], "a list of labels")
-    decay_at: float = rule(text="a fraction of the run in (0, 1]", gt=0, le=1)
-    val_every: PositiveInt = rule()
-    log_every: int = rule(text="a whole number of steps >= 0 (0: never log)", ge=0)
-    steps_per_call: PositiveInt = rule()
-    grad_clip: PositiveFloat | None = rule(text="a positive number (the largest gradient norm) or null")
-    ema: float | None = rule(None, "a decay in (0, 1), e.g. 0.999, or null (off)", gt=0, lt=1)
-    ckpt_every: PositiveInt = rule()
-    ckpt_path: str | None = rule(None, "a .ckpt file or null")
-    resume: str | None = rule(None, "a run dir or null")
-    divergence_factor: float = rule(text="a number > 1 (x ln V)", gt=1, allow_inf_nan=False)
-    matmul_precision: Literal["highest", "high", "medium"] = rule(text="highest, high or medium")
-    threads: PositiveInt | None = rule()
-    one_thread_below: float = rule(text="a number >= 0", ge=0, allow_inf_nan=False)
-    outputs_dir: str = rule(text="a directory")
-    print_config: bool = rule(True, "true or false")
+class TrainConfig(Schema):  # conf/train.yaml's own keys (the knobs: where they land)
+    seed: int
+    name: str | int | None = Field(None, description="text or null")
+    tags: list[str | int] = Field([], description="a list of labels")
+    steps_per_call: PositiveInt
+    ema: float | None = Field(None, gt=0, lt=1, description="a decay in (0, 1), e.g. 0.999, or null (off)")
+    ckpt_every: PositiveInt
+    ckpt_path: str | None = Field(None, description="a .ckpt file or null")
+    resume: str | None = Field(None, description="a run dir or null")
+    divergence_factor: float = Field(gt=1, allow_inf_nan=False, description="a number > 1 (x ln V)")
+    matmul_precision: Literal["highest", "high", "medium"] = Field(description="highest, high or medium")
+    threads: PositiveInt | None = Field(description=POSITIVE_INT)
+    one_thread_below: float = Field(ge=0, allow_inf_nan=False, description="a number >= 0")
+    outputs_dir: str = Field(description="a directory")
+    print_config: bool = True
     lr_find: LrFindOptions
     sample: SampleAtEnd
     data: DataConfig
@@ -351,40 +270,31 @@ class TrainConfig(Schema):
 
 # --- scripts/sample.py and scripts/eval.py ----------------------------------------------------------------
 
-CKPT_REQUIRED = "ckpt is required: pass ckpt=<run dir> or ckpt=<file.ckpt>"
+
+CKPT = "a path (a run dir or a .ckpt file), or a list of them for an ensemble: '[RUN_A,RUN_B]'"
+Ckpt = Annotated[str | list[str], Field(description=CKPT)]
 
 
-class ToolOptions(Schema):
-    ckpt: str | list[str] | None = rule(
-        text="a path (a run dir or a .ckpt file), or a list of them for an ensemble: '[RUN_A,RUN_B]'"
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _ckpt_given(cls, values: Any) -> Any:
-        if isinstance(values, Mapping) and values.get("ckpt") in (None, "", "???", []):
-            raise ConfigError(CKPT_REQUIRED)
-        return values
-
-
-class SampleOptions(ToolOptions):
-    n: PositiveInt = rule()
-    seed: int = rule(text="an integer")
-    temperature: float = rule(text="a number > 0, or 0 for greedy decoding", ge=0, allow_inf_nan=False)
-    top_k: PositiveInt | None = rule()
-    prefix: str | int = rule(text="text")
-    max_len: PositiveInt = rule()
-    mark_new: bool = rule(text="true or false")
+class SampleOptions(Schema):
+    ckpt: Ckpt
+    n: PositiveInt
+    seed: int
+    temperature: float = Field(ge=0, allow_inf_nan=False, description="a number > 0, or 0 for greedy decoding")
+    top_k: PositiveInt | None = Field(description=POSITIVE_INT)
+    prefix: str | int = Field(description="text")
+    max_len: PositiveInt
+    mark_new: bool
 
 
 class EvalPaths(Schema):
-    path: str | None = rule(None, "a file path or null")
+    path: str | None = Field(None, description="a file path or null")
 
 
-class EvalOptions(ToolOptions):
+class EvalOptions(Schema):
+    ckpt: Ckpt
     data: EvalPaths
-    out: str | None = rule(None, "a file path or null")
-    eval_batch_size: PositiveInt = rule()
+    out: str | None = Field(None, description="a file path or null")
+    eval_batch_size: PositiveInt
 
 
 # --- a checkpoint's stored config (makemore.training.checkpoint) ------------------------------------------
@@ -399,12 +309,10 @@ class DataRecord(Schema):
     overfit_items: int | None = None
 
 
-class StoredConfig(Schema):
-    """The LitLanguageModel's arguments as a checkpoint stores them."""
-
+class StoredConfig(Schema):  # the LitLanguageModel's arguments as a checkpoint stores them
     what: ClassVar[str] = "a makemore checkpoint"
     model: dict[str, Any]
-    vocab: list[Annotated[str, Field(min_length=1, max_length=1)]] = rule(text="a list of single characters")
+    vocab: list[Annotated[str, Field(min_length=1, max_length=1)]] = Field(description="a list of single characters")
     optimizer: dict[str, Any]
     scheduler: dict[str, Any] | None = None
     data: DataRecord | None = None
@@ -413,7 +321,12 @@ class StoredConfig(Schema):
 
 def check_stored_config(hparams: Mapping[str, Any]) -> None:
     """The stored config rebuilds only what the registries know, from plain values, at any depth."""
+    from makemore.models import MODELS
+
+    if unplain := _first_unplain(hparams, "config"):
+        raise ConfigError(unplain)
     check(StoredConfig, hparams, "config")
-    check_model(hparams["model"], "config.model")
-    check_optimizer(hparams["optimizer"], "config.optimizer")
-    check_scheduler(hparams.get("scheduler"), "config.scheduler")
+    check(MODELS, hparams["model"], "config.model")
+    check(OPTIMIZERS, hparams["optimizer"], "config.optimizer")
+    if hparams.get("scheduler") is not None:
+        check(SCHEDULES, hparams["scheduler"], "config.scheduler")

@@ -1,9 +1,6 @@
-"""Sweep summaries: one row per job of a multirun, sorted by val loss, failed jobs included.
-
-The table is rebuilt from the job directories themselves (`.hydra/overrides.yaml`, `metrics.json`,
-`failure.json`), so it is right for a finished, partial or interrupted sweep alike, and for any
-launcher (the jobs may have run in other processes or on other machines).
-"""
+"""Sweep summaries: one row per job of a multirun, best val loss first, failed jobs included. Rebuilt from the job
+directories themselves (`.hydra/overrides.yaml`, `metrics.json`, `failure.json`), the table is right for a finished,
+partial or interrupted sweep alike, on any launcher (the jobs may have run in other processes or machines)."""
 
 import csv
 import io
@@ -25,70 +22,43 @@ from makemore.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
-COLUMNS = [
-    "job",
-    "status",
-    "overrides",
-    "num_params",
-    "steps",
-    "train_loss",
-    "val_loss",
-    "test_loss",
-    "train_time_s",
-    "error",
-]
+LOSSES = ["train_loss", "val_loss", "test_loss"]
+COLUMNS = ["job", "status", "overrides", "num_params", "steps", *LOSSES, "train_time_s", "error"]
 FAILURE_FILE = "failure.json"  # in a failed job's directory: its error, for the summary
 SWEPT_KEYS_FILE = "swept_keys.json"  # in the sweep directory: the keys its jobs differ in, for their run names
 
 
-def job_rows(sweep_dir: str | Path) -> list[dict[str, Any]]:
-    """A row per job directory (subfolders with .hydra/overrides.yaml), best val loss first."""
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """summary.md: the rows under the COLUMNS names, blank where a job has no value."""
+    return tables.markdown_table(COLUMNS, ([tables.cell(c, row.get(c)) for c in COLUMNS] for row in rows))
+
+
+def write_summary(sweep_dir: str | Path) -> list[dict[str, Any]]:
+    """summary.csv and summary.md in `sweep_dir`: a row per job directory (with .hydra/overrides.yaml), best val loss
+    first; the rows are returned."""
     rows = []
     for job_dir in sorted(Path(sweep_dir).iterdir(), key=lambda p: (len(p.name), p.name)):
-        overrides_file = job_dir / ".hydra" / "overrides.yaml"
-        if not overrides_file.is_file():
+        if not (overrides_file := job_dir / ".hydra" / "overrides.yaml").is_file():
             continue
         row: dict[str, Any] = {"job": job_dir.name, "overrides": yaml.safe_load(overrides_file.read_text()) or []}
-        metrics_file, failure_file = job_dir / "metrics.json", job_dir / FAILURE_FILE
-        if metrics_file.is_file():
+        if (metrics_file := job_dir / "metrics.json").is_file():
             metrics = json.loads(metrics_file.read_text())
-            row.update({k: metrics.get(k) for k in COLUMNS if k in metrics})
-            row["status"] = "ok"
-        elif failure_file.is_file():
+            row.update({k: metrics[k] for k in COLUMNS if k in metrics}, status="ok")
+        elif (failure_file := job_dir / FAILURE_FILE).is_file():
             row.update(status="failed", error=json.loads(failure_file.read_text())["error"])
         else:
             row["status"] = "unfinished"
         rows.append(row)
-    # Show what tells the jobs apart: overrides shared by every job are left out.
     shared = set.intersection(*(set(r["overrides"]) for r in rows)) if len(rows) > 1 else set()
-    for row in rows:
+    for row in rows:  # what tells the jobs apart: the overrides shared by every job are left out
         row["overrides"] = " ".join(o for o in row["overrides"] if o not in shared)
-    return sorted(rows, key=lambda r: (r["status"] != "ok", r.get("val_loss") or 0.0))
-
-
-def _fmt(column: str, value: Any) -> str:
-    if value is None:
-        return ""
-    if column.endswith("_loss"):
-        return f"{value:.4f}"
-    return f"{value:.1f}" if column == "train_time_s" else str(value)
-
-
-def markdown_table(rows: list[dict[str, Any]]) -> str:
-    """summary.md: the rows under the COLUMNS names, blank where a job has no value."""
-    return tables.markdown_table(COLUMNS, ([_fmt(c, row.get(c)) for c in COLUMNS] for row in rows))
-
-
-def write_summary(sweep_dir: str | Path) -> list[dict[str, Any]]:
-    """Write summary.csv and summary.md into `sweep_dir` and return the rows."""
-    sweep_dir = Path(sweep_dir)
-    rows = job_rows(sweep_dir)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore")
+    rows.sort(key=lambda r: (r["status"] != "ok", r.get("val_loss") or 0.0))
+    csv_text = io.StringIO()
+    writer = csv.DictWriter(csv_text, fieldnames=COLUMNS, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_text(sweep_dir / "summary.csv", buffer.getvalue())
-    atomic_write_text(sweep_dir / "summary.md", markdown_table(rows))
+    atomic_write_text(Path(sweep_dir, "summary.csv"), csv_text.getvalue())
+    atomic_write_text(Path(sweep_dir, "summary.md"), markdown_table(rows))
     return rows
 
 
@@ -105,10 +75,10 @@ class SweepSummary(Callback):
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if config.hydra.mode != RunMode.MULTIRUN:
             return
-        job_dir = Path(config.hydra.runtime.output_dir)
         if job_return.status == JobStatus.FAILED:  # not a user error (those return NaN): a bug, with its traceback
             error = job_return._return_value  # the exception; .return_value would re-raise it
-            atomic_write_json(job_dir / FAILURE_FILE, {"error": f"{type(error).__name__}: {error}"})
+            failure = {"error": f"{type(error).__name__}: {error}"}
+            atomic_write_json(Path(config.hydra.runtime.output_dir) / FAILURE_FILE, failure)
         write_summary(config.hydra.sweep.dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -118,6 +88,5 @@ class SweepSummary(Callback):
             return
         rows = write_summary(sweep_dir)
         log.info("sweep summary (%s):\n%s", sweep_dir / "summary.md", markdown_table(rows))
-        failed = [row for row in rows if row["status"] == "failed"]
-        if failed:
+        if failed := [row for row in rows if row["status"] == "failed"]:
             exit_with(JobsFailed(f"{len(failed)} of {len(rows)} jobs failed (see the failed rows above)"))

@@ -1,5 +1,5 @@
-"""Silence what third-party libraries print that a makemore user cannot act on, narrowly: by logger,
-message and module, never all warnings or all of a library's log."""
+"""Silence what third-party libraries print that a makemore user cannot act on, narrowly: by logger, message and
+module, never all warnings or all of a library's log."""
 
 import logging
 import warnings
@@ -16,13 +16,23 @@ _NOISE = (
     "`weights_only` was not set",  # that read-back (the run's own file); every checkpoint a user gives is weights-only
     "Running in `fast_dev_run` mode",  # the run's own fast_dev_run line says what ran and that nothing is saved
 )
-
-
 _NOISY_LOGGERS = (
     "lightning.pytorch.utilities.rank_zero",
     "lightning.fabric.utilities.rank_zero",
     "lightning.pytorch.loggers.mlflow",
     "lightning.pytorch.trainer.connectors.checkpoint_connector",
+)
+_NOISY_WARNINGS = (  # (message, category, module)
+    # ckpt_path= into a new run dir: best.ckpt is chosen anew there, as the README says.
+    (r"The dirpath has changed from", UserWarning, r"lightning\.pytorch\.callbacks\.model_checkpoint"),
+    # An epoch shorter than log_every_n_steps (a small file): makemore logs every N optimizer steps, across epochs.
+    (
+        r"The number of training batches \(\d+\) is smaller than the logging interval",
+        Warning,
+        r"lightning\.pytorch\.loops\.fit_loop",
+    ),
+    # Lightning's own use of a torch API that torch deprecated; nothing a user can change.
+    (r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning, r"lightning\.pytorch\.utilities\._pytree"),
 )
 
 
@@ -34,43 +44,19 @@ def quiet_third_party_output() -> None:
     """Call after importing Lightning (its import installs the console handler removed here)."""
     # Lightning's package logger prints each record to the console itself *and* passes it on to the root
     # logger, whose handlers (Hydra's console and train.log) print it again: keep the root's.
-    lightning_logger = logging.getLogger("lightning")
-    for handler in list(lightning_logger.handlers):
-        if type(handler) is logging.StreamHandler:
-            lightning_logger.removeHandler(handler)
+    lightning = logging.getLogger("lightning")
+    lightning.handlers[:] = [h for h in lightning.handlers if type(h) is not logging.StreamHandler]
     for name in _NOISY_LOGGERS:
-        logger = logging.getLogger(name)
-        if _not_noise not in logger.filters:
-            logger.addFilter(_not_noise)
-    # ckpt_path= into a new run dir: best.ckpt is chosen anew there, as the README says.
-    warnings.filterwarnings(
-        "ignore",
-        message=r"The dirpath has changed from",
-        category=UserWarning,
-        module=r"lightning\.pytorch\.callbacks\.model_checkpoint",
-    )
-    # An epoch shorter than log_every_n_steps on a small file: makemore logs across epochs (every N optimizer
-    # steps of the run), so the train loss is logged all the same.
-    warnings.filterwarnings(
-        "ignore",
-        message=r"The number of training batches \(\d+\) is smaller than the logging interval",
-        module=r"lightning\.pytorch\.loops\.fit_loop",
-    )
-    # Lightning's own use of a torch API that torch deprecated; nothing a user can change.
-    warnings.filterwarnings(
-        "ignore",
-        message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
-        category=FutureWarning,
-        module=r"lightning\.pytorch\.utilities\._pytree",
-    )
+        logging.getLogger(name).addFilter(_not_noise)  # once: addFilter skips a filter it already has
+    for message, category, module in _NOISY_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category, module=module)
 
 
 @contextmanager
 def logging_kept() -> Iterator[None]:
-    """Around building the loggers: MLflow creates a new tracking database through alembic, whose
-    logging.config.fileConfig replaces the root logger's handlers (Hydra's console and train.log) and sets its
-    level to WARNING, which silences the rest of the run's own log. Keep its migration chatter out, then put
-    the root logger back as it was (a closed FileHandler reopens, appending, on its next record)."""
+    """Around building the loggers: a new MLflow tracking database runs alembic, whose logging.config.fileConfig
+    replaces the root logger's handlers (Hydra's console and train.log) and level, silencing the run's own log. Keep
+    its chatter out, then put the root logger back (a closed FileHandler reopens, appending, on its next record)."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     logging.disable(logging.INFO)

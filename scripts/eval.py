@@ -1,12 +1,8 @@
 """Evaluate a trained model on its train/val/test splits: python scripts/eval.py ckpt=<run dir or .ckpt>
+An ensemble: ckpt='[RUN_A,RUN_B,...]' scores each member and the mean of their next-character probabilities."""
 
-An ensemble: ckpt='[RUN_A,RUN_B,...]' scores each member and the mean of their next-character probabilities.
-"""
-
-from __future__ import annotations
-
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import hydra
 from omegaconf import DictConfig
@@ -14,48 +10,37 @@ from omegaconf import DictConfig
 from makemore.cli import report_user_errors, run
 from makemore.config import check_eval_options
 
-if TYPE_CHECKING:
-    from makemore.training.module import LitLanguageModel
+SPLITS = ("train", "val", "test")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
 @report_user_errors
 def main(cfg: DictConfig) -> None:
+    from makemore.evaluation import evaluate
     from makemore.io import atomic_write_json
     from makemore.training.checkpoint import load_members
 
     check_eval_options(cfg)
     paths, modules, ckpts = load_members(cfg.ckpt)  # a path, or a list of them: an ensemble
     if isinstance(cfg.ckpt, str):
+        module = modules[0]
+        scores = evaluate(module.model, module.vocab, module.hparams.data, cfg.data.path, cfg.eval_batch_size)
+        print(f"{'split':<6} {'loss':>8} {'bits/char':>10} {'perplexity':>11} {'targets':>9}")
+        for split in SPLITS:
+            r = scores[split]
+            print(f"{split:<6} {r['loss']:8.4f} {r['bits_per_char']:10.4f} {r['perplexity']:11.3f} {r['targets']:9d}")
         out = Path(cfg.out) if cfg.out else paths[0].parent.parent / "eval.json"
-        results = single(paths[0], modules[0], ckpts[0], cfg)
+        results = {"ckpt": str(paths[0]), "step": ckpts[0]["global_step"], **scores}
     else:
-        from datetime import datetime
-
         out = Path(cfg.out or f"outputs/ensembles/{datetime.now():%Y-%m-%d_%H-%M-%S}/eval.json")
         results = ensemble(paths, modules, ckpts, cfg)
     atomic_write_json(out, results)
     print(f"written: {out}")
 
 
-def single(path: Path, module: LitLanguageModel, ckpt: dict, cfg: DictConfig) -> dict:
-    from makemore.evaluation import evaluate
-
-    results = {
-        "ckpt": str(path),
-        "step": ckpt["global_step"],
-        **evaluate(module.model, module.vocab, module.hparams.data, cfg.data.path, cfg.eval_batch_size),
-    }
-    print(f"{'split':<6} {'loss':>8} {'bits/char':>10} {'perplexity':>11} {'targets':>9}")
-    for split in ("train", "val", "test"):
-        r = results[split]
-        print(f"{split:<6} {r['loss']:8.4f} {r['bits_per_char']:10.4f} {r['perplexity']:11.3f} {r['targets']:9d}")
-    return results
-
-
-def ensemble(paths: list[Path], modules: list[LitLanguageModel], ckpts: list[dict], cfg: DictConfig) -> dict:
+def ensemble(paths: list[Path], modules: list, ckpts: list[dict], cfg: DictConfig) -> dict:
     """Members and ensemble in one table; eval.json also holds the row compare.py shows for the ensemble."""
-    from makemore.ensemble import ensemble_row, evaluate_ensemble
+    from makemore.evaluation import ensemble_row, evaluate_ensemble
     from makemore.tables import markdown_table
 
     scores = evaluate_ensemble(modules, cfg.data.path, cfg.eval_batch_size)
@@ -64,14 +49,12 @@ def ensemble(paths: list[Path], modules: list[LitLanguageModel], ckpts: list[dic
         for p, m, c, s in zip(paths, modules, ckpts, scores["members"], strict=True)
     ]
     row = ensemble_row(members, scores["ensemble"], modules[0].hparams.data)
-    rows = [[str(i + 1), m["model"], m["ckpt"], f"{m['num_params']:,}"] for i, m in enumerate(members)]
-    rows = [r + [f"{m[s]['loss']:.4f}" for s in ("train", "val", "test")] for r, m in zip(rows, members, strict=True)]
-    rows.append(
-        ["", row["name"], "", f"{row['num_params']:,}"] + [f"{row[f'{s}_loss']:.4f}" for s in ("train", "val", "test")]
-    )
+    table = [(str(i + 1), m["model"], m["ckpt"], m["num_params"], m) for i, m in enumerate(members)]
+    table.append(("", row["name"], "", row["num_params"], scores["ensemble"]))
+    cells = [[*r[:3], f"{r[3]:,}", *(f"{r[4][s]['loss']:.4f}" for s in SPLITS)] for r in table]
     sizes = " / ".join(f"{n:,} {split}" for split, n in row["split_sizes"].items())
     print(f"loss (nats/char) over the same targets of {scores['data']} ({sizes} targets)\n")
-    print(markdown_table(["member", "model", "checkpoint", "parameters", "train", "val", "test"], rows), end="")
+    print(markdown_table(["member", "model", "checkpoint", "parameters", *SPLITS], cells), end="")
     return {**row, "members": members, "ensemble": scores["ensemble"], "data_file": scores["data"]}
 
 

@@ -1,7 +1,7 @@
 """Find the learning rate as the notebook does: python scripts/lr_find.py [lr_find.apply=true] [any train.py override]
 
-Writes lr_find.png (loss against log10(lr)) and lr_find.json into the run dir, reports the suggested lr,
-and with lr_find.apply=true goes on to train with it in the same run dir.
+Writes lr_find.png (loss against log10(lr)) and lr_find.json into the run dir, reports the suggested lr, and with
+lr_find.apply=true goes on to train with it in the same run dir.
 """
 
 import hydra

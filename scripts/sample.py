@@ -1,6 +1,5 @@
 """Sample items from a trained model: python scripts/sample.py ckpt=<run dir or .ckpt> [n=20 temperature=1.0 ...]
 
-temperature=0 is greedy decoding: the most likely character every time (every item is then the same).
 An ensemble: ckpt='[RUN_A,RUN_B,...]' samples from the mean of the members' next-character probabilities.
 """
 
@@ -21,22 +20,13 @@ def main(cfg: DictConfig) -> None:
     from makemore.training.checkpoint import load_members
 
     check_sample_options(cfg)
-    _, modules, _ = load_members(cfg.ckpt)  # a path, or a list of them: an ensemble
-    module = modules[0]  # the members share vocabulary and data
-    samples = generate(
-        [m.model for m in modules],
-        module.vocab,
-        cfg.n,
-        max_len=cfg.max_len,
-        temperature=cfg.temperature,
-        top_k=cfg.top_k,
-        seed=cfg.seed,
-        prefix=str(cfg.prefix),
-    )
+    _, modules, _ = load_members(cfg.ckpt)  # a path, or a list of them: an ensemble, of one vocabulary and data
+    options = {k: cfg[k] for k in ("max_len", "temperature", "top_k", "seed")}
+    samples = generate([m.model for m in modules], modules[0].vocab, cfg.n, prefix=str(cfg.prefix), **options)
     seen = None
     if cfg.mark_new:
         try:
-            seen = training_items(module.hparams.data)
+            seen = training_items(modules[0].hparams.data)
         except MakemoreError as e:
             print(f"makemore: note: items are not marked new or seen in training, because {e}", file=sys.stderr)
     for item in samples:

@@ -1,7 +1,6 @@
-"""Rebuild a sweep's summary table (also of a partial or interrupted sweep), optionally with a plot.
+"""Rebuild a sweep's summary table (also of a partial or interrupted sweep), optionally with a plot of a knob.
 
-python scripts/sweep_report.py outputs/multirun/2026-11-28/10-00-00
-python scripts/sweep_report.py outputs/multirun/2026-11-28/10-00-00 --plot hidden
+python scripts/sweep_report.py outputs/multirun/2026-11-28/10-00-00 [--plot hidden]
 """
 
 import argparse
@@ -9,17 +8,6 @@ import sys
 from pathlib import Path
 
 from makemore.sweep import markdown_table, write_summary
-
-
-def knob_values(rows: list[dict], knob: str) -> list[tuple[float, float]]:
-    """(value of `knob` in the job's overrides, val loss) for the finished jobs that set it."""
-    points = []
-    for row in rows:
-        for override in row["overrides"].split():
-            key, _, value = override.partition("=")
-            if key.split(".")[-1] == knob and row["status"] == "ok":
-                points.append((float(value), row["val_loss"]))
-    return sorted(points)
 
 
 def main() -> None:
@@ -37,7 +25,9 @@ def main() -> None:
     if args.plot:
         from makemore.plots import knob_figure, save_figure
 
-        points = knob_values(rows, args.plot)
+        finished = [row for row in rows if row["status"] == "ok"]
+        pairs = [(o.partition("="), row["val_loss"]) for row in finished for o in row["overrides"].split()]
+        points = sorted((float(value), loss) for (key, _, value), loss in pairs if key.split(".")[-1] == args.plot)
         if not points:
             sys.exit(f"sweep_report: error: no finished job sets '{args.plot}' in its overrides")
         out = args.sweep_dir / f"val_loss_vs_{args.plot}.png"

@@ -1,13 +1,15 @@
 from types import SimpleNamespace
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from makemore.config import validate_config
 from makemore.errors import ConfigError
 from makemore.resolvers import register_resolvers
-from makemore.training.plan import chunk_length
+from makemore.training.optim import resolve_schedule
+from makemore.training.plan import LoopPlan
 
 from .conftest import REPO
 
@@ -34,13 +36,17 @@ def test_defaults_are_the_seed_configuration():
     cfg = make_cfg()
     assert (cfg.block_size, cfg.emb_dim, cfg.hidden, cfg.batch_size) == (3, 10, 200, 32)
     assert cfg.trainer.max_steps == 200000 and cfg.optimizer.lr == 0.1
-    assert OmegaConf.to_container(cfg.scheduler, resolve=True)["milestones"] == [100000]
+    assert resolve_schedule(OmegaConf.to_container(cfg.scheduler, resolve=True), 200000)["milestones"] == [100000]
     assert cfg.data.split_seed == 42 and list(cfg.data.split) == [0.8, 0.1, 0.1]
 
 
-def test_decay_follows_max_steps():
-    cfg = make_cfg("trainer.max_steps=3000")
-    assert OmegaConf.to_container(cfg.scheduler, resolve=True)["milestones"] == [1500]
+def test_decay_follows_the_runs_length():
+    """The decay's milestone is decay_at of the steps the Trainer will take (max_steps, or max_epochs' steps)."""
+    scheduler = OmegaConf.to_container(make_cfg("decay_at=0.25").scheduler, resolve=True)
+    assert scheduler["milestones"] is None
+    assert resolve_schedule(scheduler, 3000)["milestones"] == [750]
+    with pytest.raises(ConfigError, match="needs the run's length"):
+        resolve_schedule(scheduler, float("inf"))
 
 
 def test_seed_presets():
@@ -49,7 +55,7 @@ def test_seed_presets():
     assert small.trainer.max_steps == 10000 and small.scheduler.name == "constant"
     big = make_cfg("experiment=seed_11897")
     assert (big.emb_dim, big.hidden, big.model.init, big.trainer.max_steps) == (10, 200, "randn", 200000)
-    assert OmegaConf.to_container(big.scheduler, resolve=True)["milestones"] == [100000]
+    assert big.scheduler.name == "step" and big.decay_at == 0.5
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml")))
@@ -118,9 +124,11 @@ def test_each_call_of_the_multi_step_path_ends_where_something_happens(settings,
         check_val_every_n_epoch=1 if settings.get("per_epoch_val") else None,
         callbacks=[SimpleNamespace(step_interval=5000)],
     )
+    plan = LoopPlan(100, {}, [], None)
+    plan.trainer, plan.total_steps = trainer, trainer.max_steps
     ends, total, in_epoch = [], 0, 0
     while total < trainer.max_steps:
-        k = chunk_length(trainer, 100, total, in_epoch)
+        k = plan.next_call(total, in_epoch)
         assert 1 <= k <= 100
         total, in_epoch = total + k, in_epoch + k
         in_epoch %= trainer.num_training_batches
@@ -138,9 +146,14 @@ GROUPS = [p for p in sorted((REPO / "conf").iterdir()) if p.is_dir() and p.name 
     [f"{group.name}={option.stem}" for group in GROUPS for option in sorted(group.glob("*.yaml"))],
 )
 def test_every_config_composes_and_passes_the_checks(override):
-    """Every option of every group in conf/ (each experiment, trainer=gpu, ...) composes, resolves and is valid."""
+    """Every option of every group in conf/ (each experiment, trainer=gpu, ...) composes, resolves and is valid; the
+    door constructs Lightning's Trainer, so trainer=gpu on a machine without one is refused there in one line."""
     cfg = make_cfg(override, "run_dir=/tmp/makemore-compose-test")
     OmegaConf.to_container(cfg, resolve=True)
+    if override == "trainer=gpu" and not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="Lightning refused the trainer settings: No supported gpu backend"):
+            validate_config(cfg)
+        return
     validate_config(cfg)
 
 

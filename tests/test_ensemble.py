@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from makemore.data.contexts import make_splits
-from makemore.ensemble import evaluate_ensemble
 from makemore.errors import MakemoreError
+from makemore.evaluation import evaluate_ensemble
 from makemore.sampling import generate
 from makemore.training.module import LitLanguageModel
 
@@ -104,7 +104,7 @@ def test_ensemble_samples_follow_the_mean_of_the_members_distributions(tiny_pair
 
 
 def test_members_on_other_data_are_refused_in_one_line(tiny_pair, tmp_path):
-    from makemore.ensemble import check_members
+    from makemore.evaluation import check_members
 
     mlp, lstm, record = tiny_pair
     other = lit(dict(lstm.hparams.model), ["a", "b", "c"], {**record, "split_seed": 8}, seed=3)

@@ -1,5 +1,5 @@
 """The multi-step path steps the torch optimizer itself, k steps per Lightning call, and tells Lightning's loop
-through private counters (makemore.training.plan.advance_counters: the manual-optimization step counter, the
+through private counters (makemore.training.plan.LoopPlan.advance: the manual-optimization step counter, the
 batch progress, `_batches_that_stepped`), asks it whether a validation follows (`_should_check_val_fx`) and reads
 ModelCheckpoint's step interval. It also steps the optimizer under torch's per-call wrappers
 (makemore.training.optim.unwrapped_step). These tests guard those contracts: if a Lightning release renames a
@@ -63,12 +63,12 @@ def test_the_unwrapped_optimizer_step_is_torchs_step(settings):
 
     def trained(step_of) -> list[torch.Tensor]:
         model = build_model({"name": "mlp", "block_size": 3, "emb_dim": 4, "hidden": 8}, 27)
-        optimizer, flat = build_optimizer({**settings, "weight_decay": 0.01}, model)
+        optimizer = build_optimizer({**settings, "weight_decay": 0.01}, model)
         scheduler = build_scheduler({"name": "cosine", "total_steps": 5, "warmup_steps": 2}, optimizer)
         step = step_of(optimizer)
         x, y = torch.randint(0, 27, (16, 3), generator=torch.Generator().manual_seed(0)), torch.arange(16) % 27
         for _ in range(5):
-            flat.zero_grad()
+            optimizer.zero_grad()
             F.cross_entropy(model(x), y).backward()
             step()
             scheduler.step()

@@ -49,10 +49,10 @@ def test_weight_dropout_is_dropconnect_on_the_recurrent_weights():
 
 def test_transformer_attention_and_residual_dropout():
     model = Transformer(27, n_layer=2, dropout=0.1)
-    assert model.blocks[0].attn.attn_dropout == 0.1 and model.blocks[0].mlp[3].p == 0.1  # null: dropout's
+    assert model.blocks[0].attn.attn_dropout == 0.1 and model.blocks[0].drop.p == 0.1  # null: dropout's
     model = Transformer(27, n_layer=2, dropout=0.1, attn_dropout=0.0, resid_dropout=0.3)
     block = model.blocks[1]
-    assert (block.attn.attn_dropout, block.attn.drop.p, block.mlp[3].p, model.drop.p) == (0.0, 0.3, 0.3, 0.1)
+    assert (block.attn.attn_dropout, block.attn.drop.p, block.drop.p, model.drop.p) == (0.0, 0.3, 0.3, 0.1)
     with pytest.raises(ConfigError, match="attn_dropout"):
         check_model({"name": "transformer", "attn_dropout": 1.5})
     with pytest.raises(ConfigError, match="weight_dropout"):
@@ -75,19 +75,19 @@ def test_muon_trains_and_its_state_round_trips():
     torch.manual_seed(0)
     model = Transformer(27, n_layer=2, dropout=0.0)
     config = {"name": "muon", "lr": 3e-3, "weight_decay": 0.01, "betas": [0.9, 0.99]}
-    optimizer, flat = build_optimizer(config, model)
+    optimizer = build_optimizer(config, model)
     assert isinstance(optimizer, MuonWithAdamW)
-    assert all(p.dim() == 2 for p in optimizer.muon.param_groups[0]["params"])  # not flattened
+    assert all(p.dim() == 2 for p in optimizer.muon.param_groups[0]["params"])
     y = IDX.roll(-1, 1)
     losses = []
     for _ in range(30):
         loss = torch.nn.functional.cross_entropy(model(IDX).flatten(0, 1), y.flatten())
-        flat.zero_grad()
+        optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0] - 1.0
-    again, _ = build_optimizer(config, Transformer(27, n_layer=2, dropout=0.0))
+    again = build_optimizer(config, Transformer(27, n_layer=2, dropout=0.0))
     again.load_state_dict(optimizer.state_dict())
     assert again.state_dict()["muon"]["state"].keys() == optimizer.state_dict()["muon"]["state"].keys()
     with pytest.raises(ValueError, match="needs hidden layers"):

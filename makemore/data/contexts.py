@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from makemore.data.text import read_text_file
 from makemore.data.vocab import BOUNDARY_ID, Vocabulary
@@ -16,19 +17,20 @@ SPLIT_NAMES = ("train", "val", "test")
 SPLIT_IDENTITY = ("sha256", "split", "split_seed", "overfit_items")  # a data record's keys that fix its splits
 
 
-def split_items(items: Sequence[str], fractions: Sequence[float], seed: int) -> dict[str, list[str]]:
-    """Shuffle a copy of `items` with `random.Random(seed)` and cut it by `fractions`, exactly as the notebook.
-
-    The seed's cut points are int(0.8 * n) and int(0.9 * n); cumulative fractions reproduce them.
-    """
+def make_splits(
+    items: Sequence[str], fractions: Sequence[float], seed: int, overfit_items: int | None = None
+) -> dict[str, list[str]]:
+    """The notebook's split: `items` shuffled by `random.Random(seed)`, cut at the cumulative `fractions` (its
+    int(0.8 * n) and int(0.9 * n)); with `overfit_items=N`, the first N items as train, val and test alike."""
+    if overfit_items:
+        return {name: list(items[:overfit_items]) for name in SPLIT_NAMES}
     shuffled = list(items)
     random.Random(seed).shuffle(shuffled)
     n = len(shuffled)
     cuts = [0] + [int(f * n) for f in accumulate(fractions)]
     cuts[-1] = n
     splits = {name: shuffled[a:b] for name, a, b in zip(SPLIT_NAMES, cuts[:-1], cuts[1:], strict=True)}
-    empty = [name for name, part in splits.items() if not part]
-    if empty:
+    if empty := [name for name, part in splits.items() if not part]:
         raise DataError(
             f"{n} items are too few to split {list(fractions)} into train/val/test: the {'/'.join(empty)} "
             "split would be empty; add lines to the file or change data.split"
@@ -36,25 +38,44 @@ def split_items(items: Sequence[str], fractions: Sequence[float], seed: int) -> 
     return splits
 
 
-def make_splits(
-    items: Sequence[str], fractions: Sequence[float], seed: int, overfit_items: int | None = None
-) -> dict[str, list[str]]:
-    """The seed's split, or with `overfit_items=N` the first N items as train, val and test alike."""
-    if overfit_items:
-        return {name: list(items[:overfit_items]) for name in SPLIT_NAMES}
-    return split_items(items, fractions, seed)
+def recorded_splits(record: dict | None, data_path: str | Path | None = None) -> tuple[Path, dict[str, list[str]]]:
+    """The train/val/test items of the data a checkpoint records (refused if that file has changed since), or of
+    `data_path` cut with the recorded fractions and seed."""
+    if record is None:
+        raise DataError("this checkpoint records no data file; pass data.path=/path/to/file.txt")
+    path = Path(data_path if data_path is not None else record["path"])
+    items, sha256 = read_text_file(path)
+    if data_path is None and sha256 != record["sha256"]:
+        raise DataError(
+            f"{path} changed since this model was trained (sha256 differs); "
+            "pass data.path= explicitly to use its current contents"
+        )
+    return path, make_splits(items, record["split"], record["split_seed"], record.get("overfit_items"))
+
+
+def encode_items(items: Sequence[str], vocab: Vocabulary) -> tuple[np.ndarray, np.ndarray]:
+    """The ids of all items, each followed by the boundary id, in the smallest integer dtype that holds the
+    vocabulary; and each item's length + 1 (its targets)."""
+    lengths = np.array(list(map(len, items)), dtype=np.int64) + 1
+    # '\n' never occurs inside an item (they come from splitlines), so it marks the boundaries.
+    codes = np.frombuffer(("\n".join(items) + "\n").encode("utf-32-le"), dtype=np.uint32)
+    chars = [ord(c) for c in vocab.chars]
+    lookup = np.full(max([int(codes.max()), *chars]) + 1, -1, dtype=np.int32)  # code point -> id, -1: unknown
+    lookup[chars] = np.arange(1, vocab.size)
+    lookup[ord("\n")] = BOUNDARY_ID
+    ids = lookup[codes]
+    if (ids < 0).any():
+        raise DataError(f"characters not in the vocabulary: {vocab.unknown_chars(items)[:20]}")
+    return ids.astype(np.uint8 if vocab.size <= 256 else np.int16 if vocab.size <= 32768 else np.int32), lengths
 
 
 class ContextSet:
-    """Every (context, next id) example of a list of items, as in the notebook's build_dataset.
+    """Every (context, next id) example of some items, as the notebook's build_dataset, without X (N x block_size
+    int64, 3 GB for 100x names.txt): a stream of the items, each after block_size boundary ids and before one, and
+    each target's position p in it; the example is (stream[p-T:p], stream[p])."""
 
-    Instead of materialising X (N x block_size int64, 3 GB for 100x names.txt) it keeps one token
-    stream in which each item is preceded by block_size boundary ids and followed by one, plus the
-    stream position of each example's target; example i is (stream[p-T:p], stream[p]) with p = positions[i].
-    """
-
-    def __init__(self, stream: torch.Tensor, positions: torch.Tensor, block_size: int):
-        self.stream = stream  # (L,) smallest integer dtype that holds the vocabulary
+    def __init__(self, stream: Tensor, positions: Tensor, block_size: int):
+        self.stream = stream  # (L,) ids, as encode_items gives them
         self.positions = positions  # (N,) int64
         self.block_size = block_size
         self._window = torch.arange(-block_size, 0)  # (T,) offsets of a context before its target
@@ -66,43 +87,13 @@ class ContextSet:
     def num_targets(self) -> int:
         return len(self.positions)
 
-    def __getitem__(self, ix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Examples at indices `ix` (any shape S): contexts (*S, T) and targets (*S), as int64."""
+    def __getitem__(self, ix: Tensor | slice) -> tuple[Tensor, Tensor]:
+        """Examples at `ix` (indices of any shape S, or a slice: [:] is all): contexts (*S, T), targets (*S), int64."""
         p = self.positions[ix]
-        x = self.stream[p.unsqueeze(-1) + self._window]
-        y = self.stream[p]
-        return x.long(), y.long()
+        return self.stream[p.unsqueeze(-1) + self._window].long(), self.stream[p].long()
 
-    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """All examples at once, X (N, T) and Y (N,), for small sets and tests."""
-        return self[torch.arange(len(self))]
-
-    def minibatches(self, ix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """K minibatches at once, ix (K, B): contexts (K, B, T) and targets (K, B)."""
-        return self[ix]
-
-
-def _id_dtype(vocab_size: int) -> np.dtype:
-    for dtype in (np.uint8, np.int16, np.int32):
-        if vocab_size <= np.iinfo(dtype).max + 1:
-            return np.dtype(dtype)
-    raise DataError(f"vocabulary of {vocab_size} characters is too large")
-
-
-def encode_items(items: Sequence[str], vocab: Vocabulary) -> tuple[np.ndarray, np.ndarray]:
-    """Ids of all items, each followed by the boundary id, and each item's length + 1, vectorized."""
-    lengths = np.array(list(map(len, items)), dtype=np.int64) + 1
-    # '\n' never occurs inside an item (they come from splitlines), so it marks the boundaries.
-    codes = np.frombuffer(("\n".join(items) + "\n").encode("utf-32-le"), dtype=np.uint32)
-    dtype = _id_dtype(vocab.size)
-    lookup = np.full(int(codes.max()) + 1, -1, dtype=np.int32)  # code point -> id, -1 if unknown
-    known = np.array([ord(c) for c in vocab.chars], dtype=np.int64)
-    lookup[known[known < len(lookup)]] = np.arange(1, vocab.size, dtype=np.int32)[known < len(lookup)]
-    lookup[ord("\n")] = BOUNDARY_ID
-    ids = lookup[codes]
-    if (ids < 0).any():
-        raise DataError(f"characters not in the vocabulary: {vocab.unknown_chars(items)[:20]}")
-    return ids.astype(dtype), lengths
+    def minibatches(self, ix: Tensor) -> tuple[Tensor, Tensor]:
+        return self[ix]  # ix (K, B): K minibatches at once, contexts (K, B, T) and targets (K, B)
 
 
 def build_contexts(items: Sequence[str], vocab: Vocabulary, block_size: int) -> ContextSet:
@@ -114,18 +105,3 @@ def build_contexts(items: Sequence[str], vocab: Vocabulary, block_size: int) -> 
     stream = np.full(len(ids) + len(items) * block_size, BOUNDARY_ID, dtype=ids.dtype)
     stream[positions] = ids
     return ContextSet(torch.from_numpy(stream), torch.from_numpy(positions), block_size)
-
-
-def recorded_splits(record: dict | None, data_path: str | Path | None = None) -> tuple[Path, dict[str, list[str]]]:
-    """The train/val/test items of the data a checkpoint records (its `data`; refused if that file has
-    changed since), or of `data_path` cut with the recorded fractions and seed."""
-    if record is None:
-        raise DataError("this checkpoint records no data file; pass data.path=/path/to/file.txt")
-    path = Path(data_path if data_path is not None else record["path"])
-    items, sha256 = read_text_file(path)
-    if data_path is None and sha256 != record["sha256"]:
-        raise DataError(
-            f"{path} changed since this model was trained (sha256 differs); "
-            "pass data.path= explicitly to use its current contents"
-        )
-    return path, make_splits(items, record["split"], record["split_seed"], record.get("overfit_items"))

@@ -1,7 +1,7 @@
 """LightningDataModule: the text file -> vocabulary -> seeded split -> context sets -> loaders."""
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +11,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from makemore.data.contexts import SPLIT_NAMES, make_splits
 from makemore.data.download import download
+from makemore.data.sequences import Examples, build_examples
 from makemore.data.text import read_text_file
-from makemore.data.views import Examples, build_examples
 from makemore.data.vocab import Vocabulary
 from makemore.errors import DataError, MakemoreError
 
@@ -21,111 +21,68 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 
 class TrainMinibatches:
     """The training minibatches, in epochs of ceil(N / batch_size): the notebook's `ix = torch.randint(0, N,
-    (batch_size,))` (drawn with replacement), or with `fixed=True` the first minibatches of the split in order
-    (Lightning's overfit_batches: the same ones every epoch).
+    (batch_size,))`, or with `fixed=True` the split's first minibatches in order (Lightning's overfit_batches).
 
-    One item per minibatch (X (B, T), Y) by default. On the multi-step path (`next_chunk` given) an item is a
-    chunk of k minibatches stacked, X (k, B, T): k comes from `next_chunk(trainer, most, total, in_epoch)`, which
-    ends each call where Lightning or a callback acts. Either way minibatches are drawn up to `draw` at a time
-    with one indexing op, and the random stream is the same (torch draws element by element).
-
-    Resumable through Lightning's stateful-loader protocol (state_dict / load_state_dict): the generator's
-    state before each recent draw is kept by the run's minibatch number it starts at; a resumed run restores
-    the latest one at or before its step and draws past the minibatches already trained.
+    The run's LoopPlan says how many minibatches each Lightning call takes (k) and where the run is; they are
+    drawn with one indexing op: one minibatch (X (B, T), Y) per item on the one-step path, a chunk of k stacked
+    (X (k, B, T), Y) on the multi-step path. Resumable through Lightning's stateful-loader protocol: the generator's
+    state before each recent draw is kept by the run's minibatch number it starts at.
     """
 
-    def __init__(
-        self,
-        examples: Examples,
-        batch_size: int,
-        seed: int,
-        fixed: bool = False,
-        trainer: Any = None,
-        steps_per_call: int = 1,
-        next_chunk: Callable[..., int] | None = None,
-        draw: int = 100,
-    ):
-        self.examples = examples
-        self.batch_size = batch_size
-        self.fixed = fixed
-        self.trainer = trainer
-        self.steps_per_call = steps_per_call
-        self.next_chunk = next_chunk
-        self.draw = draw
+    def __init__(self, examples: Examples, batch_size: int, seed: int, fixed: bool = False, plan: Any = None):
+        self.examples, self.batch_size, self.fixed, self.plan = examples, batch_size, fixed, plan
         self.generator = torch.Generator().manual_seed(seed)
-        self._generator_state_at_step: dict[
-            int, torch.Tensor
-        ] = {}  # run minibatch a draw starts at -> generator state before it
+        self._state_at: dict[int, torch.Tensor] = {}  # run minibatch a draw starts at -> generator state before it
 
     def __len__(self) -> int:
         """Minibatches per epoch (Lightning's training batches)."""
         return math.ceil(len(self.examples) / self.batch_size)
 
-    def _positions(self) -> tuple[int, int, int]:
-        """(minibatches of the run so far, of this epoch so far, in this epoch), from Lightning's counters."""
-        if self.trainer is None:
-            return 0, 0, len(self)
-        progress = self.trainer.fit_loop.epoch_loop.batch_progress
-        epoch = self.trainer.num_training_batches
-        return progress.total.ready, progress.current.ready, int(epoch)
-
-    def _indices(self, start: int, in_epoch: int, k: int) -> torch.Tensor:
-        """(k, B) example indices of the minibatches `start`, `start` + 1, ... of the run."""
-        if self.fixed:
-            first = (in_epoch + torch.arange(k)).unsqueeze(1) * self.batch_size
-            return (first + torch.arange(self.batch_size)) % len(self.examples)
-        return torch.randint(len(self.examples), (k, self.batch_size), generator=self.generator)
-
     def _restore(self, total: int) -> None:
         """Continue the random stream at the run's minibatch `total` (a fresh run: 0, where it is already)."""
-        if not self._generator_state_at_step or self.fixed:
+        if not self._state_at or self.fixed:
             return
-        start = max((s for s in self._generator_state_at_step if s <= total), default=None)
+        start = max((s for s in self._state_at if s <= total), default=None)
         if start is None:
             raise MakemoreError(
                 f"the checkpoint holds no minibatch sampler state at or before minibatch {total}; "
                 "resume with the batch_size it was trained with"
             )
-        self.generator.set_state(self._generator_state_at_step[start])
-        if total > start:  # the minibatches drawn between that state and this step were trained already
+        self.generator.set_state(self._state_at[start])
+        if total > start:  # drawn after that state and trained already
             torch.randint(len(self.examples), (total - start, self.batch_size), generator=self.generator)
-        self._generator_state_at_step = {total: self.generator.get_state()}
+        self._state_at = {total: self.generator.get_state()}
 
     def __iter__(self) -> Iterator[Batch]:
-        total, in_epoch, epoch = self._positions()
+        total, in_epoch, epoch = self.plan.position() if self.plan else (0, 0, len(self))
         self._restore(total)
         while in_epoch < epoch:
-            if self.next_chunk is not None:
-                k = self.next_chunk(self.trainer, self.steps_per_call, total, in_epoch)
+            k = self.plan.next_call(total, in_epoch) if self.plan else 1
+            self._state_at = {s: g for s, g in list(self._state_at.items())[-2:]} | {total: self.generator.get_state()}
+            if self.fixed:
+                first = (in_epoch + torch.arange(k)).unsqueeze(1) * self.batch_size
+                ix = (first + torch.arange(self.batch_size)) % len(self.examples)
             else:
-                k = min(self.draw, epoch - in_epoch)
-            self._generator_state_at_step = {
-                s: g for s, g in self._generator_state_at_step.items() if s >= total - 2 * self.draw
-            }
-            self._generator_state_at_step[total] = self.generator.get_state()
-            x, y = self.examples.minibatches(self._indices(total, in_epoch, k))
-            if self.next_chunk is not None:
-                yield x, y
-            else:
-                yield from zip(x, y, strict=True)
+                ix = torch.randint(len(self.examples), (k, self.batch_size), generator=self.generator)
+            x, y = self.examples.minibatches(ix)
+            yield (x, y) if self.plan and self.plan.multi_step else (x[0], y[0])
             total, in_epoch = total + k, in_epoch + k
 
     def state_dict(self) -> dict[str, Any]:
-        return {"generator_state_at_step": dict(self._generator_state_at_step)}
+        return {"generator_state_at_step": dict(self._state_at)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._generator_state_at_step = dict(state["generator_state_at_step"])
+        self._state_at = dict(state["generator_state_at_step"])
 
 
 class SplitShard(Dataset):
-    """A whole split, or process `rank`'s contiguous share of it under data parallelism, in chunks of
-    `chunk_size` examples: exact full-split losses, each target scored by exactly one process."""
+    """The first `fraction` of a split (Lightning's limit_val_batches as a fraction), or process `rank`'s contiguous
+    share of it under data parallelism, in chunks of `chunk_size` examples: each target scored by one process."""
 
-    def __init__(self, examples: Examples, chunk_size: int, rank: int = 0, world_size: int = 1):
-        self.examples = examples
-        self.chunk_size = chunk_size
-        self.start = len(examples) * rank // world_size
-        self.stop = len(examples) * (rank + 1) // world_size
+    def __init__(self, examples: Examples, chunk_size: int, rank: int = 0, world_size: int = 1, fraction: float = 1.0):
+        n = max(1, math.ceil(fraction * len(examples)))
+        self.examples, self.chunk_size = examples, chunk_size
+        self.start, self.stop = n * rank // world_size, n * (rank + 1) // world_size
 
     def __len__(self) -> int:
         return math.ceil((self.stop - self.start) / self.chunk_size)
@@ -159,17 +116,20 @@ class CharDataModule(L.LightningDataModule):
         super().__init__()
         self.path = Path(path if path is not None else default["file"])
         self.default = None if path is not None else default
-        self.block_size = block_size
-        self.batch_size = batch_size
-        self.split = list(split)
-        self.split_seed = split_seed
-        self.eval_batch_size = eval_batch_size
-        self.steps_per_call = 1  # and next_chunk: set by the training plan for the multi-step path
-        self.next_chunk: Callable[..., int] | None = None
+        self.block_size, self.batch_size, self.eval_batch_size, self.view = (
+            block_size,
+            batch_size,
+            eval_batch_size,
+            view,
+        )
+        self.split, self.split_seed, self.sampler_seed, self.overfit_items = (
+            list(split),
+            split_seed,
+            sampler_seed,
+            overfit_items,
+        )
+        self.plan = None  # the run's LoopPlan (makemore.training.plan), set by the trainer's builder
         self.val_fraction = 1.0  # trainer.limit_val_batches as a fraction: the first part of the split
-        self.sampler_seed = sampler_seed
-        self.overfit_items = overfit_items
-        self.view = view
         self.vocab: Vocabulary | None = None
         self.items: dict[str, list[str]] = {}
         self.examples: dict[str, Examples] = {}
@@ -213,11 +173,6 @@ class CharDataModule(L.LightningDataModule):
         return {name: examples.num_targets for name, examples in self.examples.items()}
 
     @property
-    def train_batches_per_epoch(self) -> int:
-        """ceil(train examples / batch_size): one epoch of minibatches (1 when overfitting `overfit_items`)."""
-        return 1 if self.overfit_items else math.ceil(len(self.examples["train"]) / self.batch_size)
-
-    @property
     def eval_chunk(self) -> int:
         """Examples per eval chunk: a window holds block_size targets, so fewer of them keep memory bounded."""
         return max(1, self.eval_batch_size // (self.block_size if self.view == "sequence" else 1))
@@ -231,14 +186,13 @@ class CharDataModule(L.LightningDataModule):
         fixed = bool(self.overfit_items) or bool(trainer is not None and trainer.overfit_batches)
         batch_size = len(train) if self.overfit_items else self.batch_size
         seed = self.sampler_seed + (trainer.global_rank if trainer is not None else 0)  # each process its own
-        return TrainMinibatches(train, batch_size, seed, fixed, trainer, self.steps_per_call, self.next_chunk)
+        return TrainMinibatches(train, batch_size, seed, fixed, self.plan)
 
     def val_dataloader(self) -> DataLoader:
         trainer = self.trainer
-        val = self.examples["val"]
-        if self.val_fraction < 1.0:
-            val = _first_part(val, self.val_fraction)
-        chunks = SplitShard(val, self.eval_chunk, trainer.global_rank, trainer.world_size)
+        chunks = SplitShard(
+            self.examples["val"], self.eval_chunk, trainer.global_rank, trainer.world_size, self.val_fraction
+        )
         return DataLoader(chunks, batch_size=None)
 
 
@@ -249,25 +203,3 @@ def _stat_fingerprint(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None  # read_text_file says what is wrong with the path
     return stat.st_size, stat.st_mtime_ns
-
-
-class _Subset:
-    """The first `n` examples of a set, with its indexing and target count."""
-
-    def __init__(self, examples: Examples, n: int):
-        self.examples, self.n, self.block_size = examples, n, examples.block_size
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, ix: torch.Tensor) -> Batch:
-        return self.examples[ix]
-
-    @property
-    def num_targets(self) -> int:
-        return int(self[torch.arange(self.n)][1].ne(-100).sum())
-
-
-def _first_part(examples: Examples, fraction: float) -> Any:
-    """The first `fraction` of a split's examples (at least one): Lightning's limit_val_batches as a fraction."""
-    return _Subset(examples, max(1, math.ceil(fraction * len(examples))))

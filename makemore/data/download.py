@@ -23,8 +23,7 @@ def download(url: str, dest: str | Path, sha256: str, timeout_s: float = 30.0) -
     try:
         download_url_to_file(url, str(dest), hash_prefix=sha256, progress=False)
     except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        raise DataError(f"could not download {url}: {reason}; {how_to}") from None
+        raise DataError(f"could not download {url}: {getattr(e, 'reason', e)}; {how_to}") from None
     except RuntimeError as e:  # torch.hub's 'invalid hash value (expected "...", got "<digest>")'
         got = re.search(r'got "([0-9a-f]+)"', str(e))
         digest = got.group(1) if got else f"other than expected ({e})"

@@ -7,20 +7,12 @@ from pathlib import Path
 from makemore.errors import DataError
 
 
-def read_items(path: str | Path) -> list[str]:
-    """Items of a UTF-8 file: one per line, surrounding whitespace stripped, empty lines dropped."""
-    return read_text_file(path)[0]
-
-
 def read_text_file(path: str | Path) -> tuple[list[str], str]:
-    """The items of `path` and the sha256 of the very bytes they came from.
-
-    Lines end at '\n' only (a '\r' before it is dropped with the other surrounding whitespace), so
-    what `wc -l` counts is what we count. Text is NFC-normalized, so an accented letter written as
-    letter + combining accent is the same single character as its precomposed form. A BOM is accepted.
-    Anything that would make a silently wrong model (not a file, binary, not UTF-8, nothing in it) is
-    a DataError naming the file and the fix.
-    """
+    """The items of `path` (one per line, surrounding whitespace stripped, empty lines dropped) and the sha256 of
+    the very bytes they came from. Lines end at '\\n' only, so what `wc -l` counts is what we count; text is
+    NFC-normalized (an accented letter written as letter + combining accent is its one precomposed character); a BOM
+    is accepted. What would make a silently wrong model (not a file, binary, not UTF-8, no items) is a DataError
+    naming the file and the fix."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"data file not found: {path} (pass an existing file with data.path=/path/to/file.txt)")
@@ -39,7 +31,6 @@ def read_text_file(path: str | Path) -> tuple[list[str], str]:
             f"data file is not UTF-8 text: {path} (byte 0x{raw[e.start]:02x} at offset {e.start}); "
             "convert it, e.g. iconv -f latin1 -t utf-8"
         ) from None
-    items = list(filter(None, map(str.strip, unicodedata.normalize("NFC", text).split("\n"))))
-    if not items:
+    if not (items := list(filter(None, map(str.strip, unicodedata.normalize("NFC", text).split("\n"))))):
         raise DataError(f"data file has no items (it is empty or only blank lines): {path}")
     return items, hashlib.sha256(raw).hexdigest()

@@ -1,16 +1,15 @@
 """Character vocabulary built from the data; id 0 is reserved for the item boundary."""
 
 from collections.abc import Iterable, Sequence
+from itertools import takewhile
 
 BOUNDARY_ID = 0
 BOUNDARY_DISPLAY = "."  # how the boundary is shown in contexts, as in the notebook ("..e -> m")
 
 
 class Vocabulary:
-    """Sorted data characters get ids 1..V-1; id 0 is the start/end boundary, never a data character.
-
-    Keeping the boundary out of the character set means a file whose lines contain '.' still
-    trains and samples correctly: '.' is then an ordinary character with its own id.
+    """Sorted data characters get ids 1..V-1; id 0 is the start/end boundary, never a data character, so a file
+    whose lines contain '.' still trains and samples correctly: '.' is then an ordinary character with its own id.
     """
 
     def __init__(self, chars: Sequence[str]):
@@ -33,29 +32,18 @@ class Vocabulary:
 
     def decode(self, ids: Iterable[int]) -> str:
         """Characters of `ids` up to the first boundary."""
-        out = []
-        for i in ids:
-            if i == BOUNDARY_ID:
-                break
-            out.append(self.chars[i - 1])
-        return "".join(out)
+        return "".join(self.chars[i - 1] for i in takewhile(lambda i: i != BOUNDARY_ID, ids))
 
     def display(self, ids: Iterable[int]) -> str:
         """Every id as a character, the boundary shown as '.' (for contexts like '..e')."""
         return "".join(BOUNDARY_DISPLAY if i == BOUNDARY_ID else self.chars[i - 1] for i in ids)
 
     def labels(self) -> list[str]:
-        """One visible, single-line label per id (for plots and TensorBoard's projector TSV): '.' for the
-        boundary unless '.' is a data character, and whitespace or control characters escaped ('\\t')."""
-        boundary = "<s>" if BOUNDARY_DISPLAY in self.stoi else BOUNDARY_DISPLAY
-        return [boundary, *map(_visible, self.chars)]
+        """One visible, single-line label per id (for plots and TensorBoard's projector TSV): '.' for the boundary
+        unless '.' is a data character, whitespace and control characters escaped ('\\t')."""
+        shown = ["␠" if c == " " else c if c.isprintable() else c.encode("unicode_escape").decode() for c in self.chars]
+        return ["<s>" if BOUNDARY_DISPLAY in self.stoi else BOUNDARY_DISPLAY, *shown]
 
     def unknown_chars(self, items: Iterable[str]) -> list[str]:
         """Characters of `items` that this vocabulary cannot encode."""
         return sorted(set("".join(items)) - set(self.stoi))
-
-
-def _visible(char: str) -> str:
-    if char == " ":
-        return "␠"
-    return char if char.isprintable() else char.encode("unicode_escape").decode("ascii")

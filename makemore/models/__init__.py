@@ -21,17 +21,8 @@ from makemore.models.rnn import GRU, LSTM, RNN
 from makemore.models.transformer import Transformer
 from makemore.models.wavenet import WaveNet
 
-MODELS: dict[str, type[nn.Module]] = {
-    "bigram": Bigram,
-    "mlp": MLP,
-    "mlp_batchnorm": MLPBatchNorm,
-    "wavenet": WaveNet,
-    "rnn": RNN,
-    "gru": GRU,
-    "lstm": LSTM,
-    "bow": BoW,
-    "transformer": Transformer,
-}
+MODELS: dict[str, type[nn.Module]] = dict(bigram=Bigram, mlp=MLP, mlp_batchnorm=MLPBatchNorm, wavenet=WaveNet)
+MODELS.update(rnn=RNN, gru=GRU, lstm=LSTM, bow=BoW, transformer=Transformer)
 
 
 def model_class(name: Any) -> type[nn.Module]:
@@ -41,8 +32,7 @@ def model_class(name: Any) -> type[nn.Module]:
 
 
 def build_model(config: Mapping[str, Any], vocab_size: int) -> nn.Module:
-    """The model `config` names (config['name'] in MODELS), built with the rest of config as its knobs (checked
-    by makemore.schema.check_model)."""
+    """The model `config` names, built with the rest of config as its knobs (makemore.schema checks them)."""
     cls = model_class(config["name"])
     try:
         return cls(vocab_size=vocab_size, **{k: v for k, v in config.items() if k != "name"})
@@ -59,19 +49,3 @@ def hidden_matrices(model: nn.Module) -> list[nn.Parameter]:
         tables.add(id(char_table))
     matrices = [p for p in model.parameters() if p.dim() == 2]
     return [p for p in matrices[:-1] if id(p) not in tables]
-
-
-__all__ = [
-    "GRU",
-    "LSTM",
-    "MLP",
-    "MODELS",
-    "RNN",
-    "Bigram",
-    "BoW",
-    "MLPBatchNorm",
-    "Transformer",
-    "WaveNet",
-    "build_model",
-    "model_class",
-]

@@ -1,8 +1,4 @@
-"""The bigram model: a table of next-character logits indexed by the current character.
-
-The baseline of Karpathy's makemore (lecture 1, "The spelled-out intro to language modeling"): training
-it by gradient descent recovers the smoothed count table.
-"""
+"""The bigram model, the baseline of Karpathy's makemore (lecture 1)."""
 
 from typing import ClassVar
 
@@ -11,10 +7,8 @@ from torch import nn
 
 
 class Bigram(nn.Module):
-    """logits = table[last id]; the rest of the context is ignored, so block_size only sets how much is fed.
-
-    The table starts at zeros, i.e. the uniform distribution, loss ln(V). num_params = V*V.
-    """
+    """A table of next-character logits indexed by the last id (the rest of the context is ignored); trained by
+    gradient descent it recovers the smoothed count table. It starts at zeros, the uniform distribution."""
 
     view: ClassVar[str] = "context"
 

@@ -1,6 +1,4 @@
-"""A causal bag of words: each position averages the vectors of itself and all earlier positions, then an
-MLP; the "attention with uniform weights" step before the Transformer in Karpathy's makemore.
-"""
+"""A causal bag of words, the "attention with uniform weights" step before the Transformer in Karpathy's makemore."""
 
 from typing import ClassVar
 
@@ -9,11 +7,8 @@ from torch import nn
 
 
 class BoW(nn.Module):
-    """Token + position embeddings, n_layer residual blocks of (causal mean, MLP), Linear to logits.
-
-    The causal mean is one matmul with a lower-triangular averaging matrix: row t holds 1/(t+1) in
-    columns 0..t, so position t sees only positions <= t.
-    """
+    """Token + position embeddings, n_layer residual blocks of (causal mean of positions 0..t, MLP), Linear to logits.
+    The causal mean is one matmul with a lower-triangular averaging matrix: row t holds 1/(t+1) in columns 0..t."""
 
     view: ClassVar[str] = "sequence"
 

@@ -1,4 +1,8 @@
-"""Bengio et al. 2003's neural probabilistic language model, on characters: y = b + W x + U tanh(d + H x)."""
+"""Bengio et al. 2003's neural probabilistic language model, on characters: y = b + W x + U tanh(d + H x).
+
+loss_and_grad is makemore part 4's "backprop ninja" exercise solved, for model.backward=manual: autograd's loss
+and gradients (to 1e-10 in float64, tests/test_manual_backward.py) derived by hand, in a few fused ops, no graph.
+"""
 
 import math
 from typing import ClassVar, Literal
@@ -27,9 +31,13 @@ class MLP(nn.Module):
         direct: bool = False,
         init: Literal["randn", "scaled"] = "scaled",
         init_seed: int = 2147483647,
+        backward: Literal["autograd", "manual"] = "autograd",
     ):
         super().__init__()
         self.block_size = block_size
+        if backward not in ("autograd", "manual"):
+            raise ValueError(f"unknown backward {backward!r}: use 'autograd' or 'manual'")
+        self.backward = backward  # which the trainer calls: loss.backward(), or loss_and_grad's own by hand
         n_in = block_size * emb_dim
         self.C = nn.Parameter(torch.empty(vocab_size, emb_dim))  # character features, m per character
         self.H = nn.Parameter(torch.empty(n_in, hidden))  # seed's W1
@@ -70,3 +78,48 @@ class MLP(nn.Module):
         if self.W is not None:
             y = y + x @ self.W  # direct connections from the features to the output
         return y
+
+    @torch.no_grad()
+    def loss_and_grad(self, idx: torch.Tensor, targets: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        """The mean cross-entropy of forward(idx) against targets (B,), adding scale * its gradient to every
+        .grad as (scale * loss).backward() would, derived by hand: no graph, and only x and h kept for it."""
+        B = idx.shape[0]
+        x = torch.embedding(self.C, idx).view(B, -1)  # (B, T*m)
+        h = torch.addmm(self.d, x, self.H).tanh_()  # (B, h)
+        logits = torch.addmm(self.b, h, self.U)  # (B, V)
+        if self.W is not None:
+            logits.addmm_(x, self.W)
+        loss, dlogits = cross_entropy_and_grad(logits, targets, scale)  # dlogits (B, V)
+        dh = torch.mm(dlogits, self.U.t())  # dh = dlogits U^T (B, h)
+        accumulate(self.U, torch.mm(h.t(), dlogits))  # dU = h^T dlogits
+        accumulate(self.b, dlogits.sum(0))  # db
+        dpre = dh.addcmul_(dh * h, h, value=-1.0)  # dpre = dh * (1 - h^2): tanh' from its output, in dh's buffer
+        accumulate(self.H, torch.mm(x.t(), dpre))  # dH = x^T dpre
+        accumulate(self.d, dpre.sum(0))  # dd
+        dx = torch.mm(dpre, self.H.t())  # dx = dpre H^T (B, T*m)
+        if self.W is not None:
+            accumulate(self.W, torch.mm(x.t(), dlogits))  # dW = x^T dlogits
+            dx.addmm_(dlogits, self.W.t())  # dx += dlogits W^T
+        accumulate_rows(self.C, idx, dx)  # dC[idx[b, t]] += dx[b, t]: the gather's backward is a scatter-add
+        return loss
+
+
+def cross_entropy_and_grad(logits: torch.Tensor, targets: torch.Tensor, scale: float) -> tuple[torch.Tensor, ...]:
+    """(mean cross-entropy, dlogits = scale * d loss / d logits = (softmax - onehot(targets)) * scale / B), the
+    gradient written over the log-probabilities' buffer: exp in place, then the one-hot subtracted by a scatter."""
+    s = scale / logits.shape[0]
+    logp = torch.log_softmax(logits, 1)  # (B, V)
+    loss = F.nll_loss(logp, targets)  # mean of -logp[b, targets[b]]
+    return loss, logp.exp_().mul_(s).scatter_(1, targets.view(-1, 1), -s, reduce="add")  # (softmax - onehot) s
+
+
+def accumulate(p: nn.Parameter, grad: torch.Tensor) -> None:
+    """p.grad += grad, or p.grad = grad when there is none yet, as autograd's AccumulateGrad does."""
+    p.grad = grad if p.grad is None else p.grad.add_(grad)
+
+
+def accumulate_rows(table: nn.Parameter, idx: torch.Tensor, drows: torch.Tensor) -> None:
+    """table.grad[idx] += drows (B, T*m) row by row, repeated ids adding up: an embedding's backward."""
+    if table.grad is None:
+        table.grad = torch.zeros_like(table)
+    table.grad.index_add_(0, idx.reshape(-1), drows.view(-1, table.shape[1]))

@@ -1,6 +1,5 @@
-"""Recurrent language models on characters: the Elman RNN (Elman 1990), the GRU (Cho et al. 2014) and the
-LSTM (Hochreiter & Schmidhuber 1997), as in Karpathy's makemore, run with torch's fused nn.RNN/GRU/LSTM.
-"""
+"""Recurrent models as in Karpathy's makemore: the Elman RNN (Elman 1990), the GRU (Cho et al. 2014) and the
+LSTM (Hochreiter & Schmidhuber 1997), run with torch's fused nn.RNN/GRU/LSTM."""
 
 from typing import ClassVar
 
@@ -13,15 +12,11 @@ CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.L
 
 
 class RNN(nn.Module):
-    """Embedding -> n_layer recurrent layers -> dropout -> Linear to logits, predicting at every position.
-
-    The state starts at zero: every item begins with the boundary token, which the first step reads.
-    Subclasses only choose the cell; torch's default init (uniform +-1/sqrt(hidden)) is kept.
-    Regularization for small data, as in AWD-LSTM (Merity et al. 2017), off by default: `emb_dropout` drops whole
-    characters from the embedding table for a minibatch (their vectors are zero, the rest scaled by 1/(1-p));
-    `weight_dropout` is DropConnect on the hidden-to-hidden weights, one mask per minibatch shared by all time
-    steps, so the recurrence itself is regularized without disturbing the state from step to step.
-    """
+    """Embedding -> n_layer recurrent layers -> dropout -> Linear to logits at every position; the state starts at
+    zero (every item begins with the boundary token), torch's default init is kept. Regularization for small data,
+    as in AWD-LSTM (Merity et al. 2017), off by default: `emb_dropout` drops whole characters from the embedding
+    table for a minibatch; `weight_dropout` is DropConnect on the hidden-to-hidden weights, one mask per minibatch
+    for all time steps, so it regularizes the recurrence without disturbing the state from step to step."""
 
     view: ClassVar[str] = "sequence"
     cell: ClassVar[str] = "rnn"
@@ -53,16 +48,11 @@ class RNN(nn.Module):
         # idx: (B, T) character ids -> logits (B, T, V)
         table = self.wte.weight  # (V, emb_dim)
         if self.training and self.emb_dropout:  # one keep/drop per character: a (V, 1) mask
-            keep = F.dropout(table.new_ones(table.shape[0], 1), self.emb_dropout)
-            table = table * keep
+            table = table * F.dropout(table.new_ones(table.shape[0], 1), self.emb_dropout)
         x = F.embedding(idx, table)  # (B, T, emb_dim)
         if self.training and self.weight_dropout:
-            dropped = {
-                name: F.dropout(w, self.weight_dropout)
-                for name, w in self.rnn.named_parameters()
-                if "weight_hh" in name
-            }
-            h, _ = functional_call(self.rnn, dropped, (x,))
+            hh = {n: F.dropout(w, self.weight_dropout) for n, w in self.rnn.named_parameters() if "weight_hh" in n}
+            h, _ = functional_call(self.rnn, hh, (x,))
         else:
             h, _ = self.rnn(x)  # (B, T, hidden): the top layer's state after each position
         return self.lm_head(self.drop(h))

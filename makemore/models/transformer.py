@@ -1,6 +1,5 @@
-"""A GPT-style decoder-only Transformer (Vaswani et al. 2017, "Attention Is All You Need"; Radford et al.
-2019, GPT-2), laid out as in Karpathy's nanoGPT: pre-LayerNorm blocks of causal self-attention and MLP.
-"""
+"""A GPT-style decoder-only Transformer (Vaswani et al. 2017; Radford et al. 2019, GPT-2), laid out as in
+Karpathy's nanoGPT: pre-LayerNorm blocks of causal self-attention and MLP."""
 
 import math
 from typing import ClassVar
@@ -39,26 +38,21 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(emb_dim, n_head, attn_dropout, resid_dropout, bias)
         self.ln_2 = nn.LayerNorm(emb_dim, bias=bias)
         self.mlp = nn.Sequential(
-            nn.Linear(emb_dim, hidden, bias=bias),
-            nn.GELU(),
-            nn.Linear(hidden, emb_dim, bias=bias),
-            nn.Dropout(resid_dropout),
+            nn.Linear(emb_dim, hidden, bias=bias), nn.GELU(), nn.Linear(hidden, emb_dim, bias=bias)
         )
+        self.drop = nn.Dropout(resid_dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x))
-        return x + self.mlp(self.ln_2(x))
+        return x + self.drop(self.mlp(self.ln_2(x)))
 
 
 class Transformer(nn.Module):
-    """Token + position embeddings, n_layer blocks, final LayerNorm, Linear to logits at every position.
-
-    nanoGPT's init: N(0, 0.02) for Linear and Embedding weights, zero biases, and the projections that
-    write into the residual stream (attention output, MLP output) at 0.02/sqrt(2*n_layer), so the
-    stream's variance does not grow with depth.
-    `dropout` applies to the embeddings, the attention weights and the two residual paths (attention output, MLP
-    output) alike; `attn_dropout` and `resid_dropout` set the last two apart (null: `dropout`).
-    """
+    """Token + position embeddings, n_layer blocks, final LayerNorm, Linear to logits at every position. nanoGPT's init:
+    N(0, 0.02) for Linear and Embedding weights, zero biases, and the projections that write into the residual stream
+    (attention output, MLP output) at 0.02/sqrt(2*n_layer), so the stream's variance does not grow with depth. `dropout`
+    applies to the embeddings, the attention weights and the two residual paths alike; `attn_dropout` and
+    `resid_dropout` set the last two apart (null: `dropout`)."""
 
     view: ClassVar[str] = "sequence"
 

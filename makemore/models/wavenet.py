@@ -1,6 +1,4 @@
-"""A WaveNet-style hierarchical MLP (van den Oord et al. 2016, "WaveNet"), as built in Karpathy's
-"makemore part 5": the context is fused two neighbours at a time, over log2(block_size) levels.
-"""
+"""A WaveNet-style hierarchical MLP (van den Oord et al. 2016), as built in Karpathy's "makemore part 5"."""
 
 import math
 from typing import ClassVar
@@ -10,12 +8,10 @@ from torch import nn
 
 
 class WaveNet(nn.Module):
-    """Embedding, then per level: fuse position pairs, Linear (no bias), BatchNorm, tanh; then Linear to logits.
-
-    The lecture's init: N(0, 1) embedding, N(0, 1/fan_in) weights, and the output layer scaled by 0.1 so
-    the first loss is near ln(V). 76,579 parameters for V=27 at the defaults. BatchNorm needs more than
-    one context per training batch; in eval mode it uses its running statistics.
-    """
+    """Embedding, then per level of log2(block_size): fuse position pairs, Linear (no bias), BatchNorm, tanh; then
+    Linear to logits. The lecture's init: N(0, 1) embedding, N(0, 1/fan_in) weights, the output layer scaled by 0.1 (a
+    first loss near ln(V)). BatchNorm needs more than one context per training batch; in eval mode it uses its running
+    statistics."""
 
     view: ClassVar[str] = "context"
 

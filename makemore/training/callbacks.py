@@ -1,7 +1,9 @@
 """Lightning callbacks for this project's own needs: step-based progress and timing, pictures and samples."""
 
+import math
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,18 +15,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from makemore.errors import TrainingInterrupted
 from makemore.plots import embedding_figure, missing_glyphs_quiet, save_figure
 from makemore.sampling import generate
-from makemore.training.plan import log_step, validation_follows
-
-
-class ValidateAtLastStep(L.Callback):
-    """Runs the validation loop at max_steps even when it is not a multiple of val_check_interval, so the final
-    weights are scored and can become best.ckpt (Lightning validates on a stop request)."""
-
-    multi_step_safe = True  # acts at the end of the run, where the multi-step path ends a call
-
-    def on_train_batch_end(self, trainer: L.Trainer, *_: Any) -> None:
-        if trainer.global_step >= trainer.max_steps:
-            trainer.should_stop = True
+from makemore.training.plan import plan_of
 
 
 class LastCheckpoint(Checkpoint):
@@ -45,6 +36,7 @@ class LastCheckpoint(Checkpoint):
         self.every_n_steps = every_n_steps
         self._stop_signal: int | None = None
         self._previous_handlers: dict[int, Any] = {}
+        self._saved_step = -1
 
     def on_train_start(self, trainer: L.Trainer, *_: Any) -> None:
         # After Lightning's own SIGTERM handler (registered just before): this one replaces it, so that
@@ -66,19 +58,28 @@ class LastCheckpoint(Checkpoint):
         return self.every_n_steps
 
     def on_train_batch_end(self, trainer: L.Trainer, *_: Any) -> None:
-        if trainer.fast_dev_run or validation_follows(trainer):
+        if trainer.fast_dev_run or plan_of(trainer).validation_follows():
             return  # nothing is saved in a fast dev run; after a validation on_validation_end saves
         if self._agree_on_stop(trainer):
             self._save_and_stop(trainer)
         elif trainer.global_step % self.every_n_steps == 0:
-            trainer.save_checkpoint(self.path, weights_only=False)
+            self._save(trainer)
 
     def on_validation_end(self, trainer: L.Trainer, *_: Any) -> None:
         if trainer.sanity_checking or trainer.fast_dev_run:
             return
         if self._agree_on_stop(trainer):
             self._save_and_stop(trainer)
+        self._save(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, *_: Any) -> None:
+        """The final state, also of a run that never validated (limit_val_batches=0): it can be resumed, sampled."""
+        if not trainer.fast_dev_run and self._saved_step != trainer.global_step:
+            self._save(trainer)
+
+    def _save(self, trainer: L.Trainer) -> None:
         trainer.save_checkpoint(self.path, weights_only=False)
+        self._saved_step = trainer.global_step
 
     def _agree_on_stop(self, trainer: L.Trainer) -> bool:
         """Whether any process was signalled (SIGTERM wins over Ctrl-C): one tiny all-reduce per call under DDP."""
@@ -88,22 +89,22 @@ class LastCheckpoint(Checkpoint):
         return self._stop_signal is not None
 
     def _save_and_stop(self, trainer: L.Trainer) -> None:
-        trainer.save_checkpoint(self.path, weights_only=False)
+        self._save(trainer)
+        total = plan_of(trainer).total_steps
         raise TrainingInterrupted(
             f"stopped by {signal.Signals(self._stop_signal).name} at step {trainer.global_step} of "
-            f"{trainer.max_steps}; saved {self.path}. "
+            f"{total if total == math.inf else int(total)}; saved {self.path}. "
             f"Resume with: python scripts/train.py resume={self.path.parent.parent}",
             signum=self._stop_signal,
         )
 
 
+@dataclass(eq=False)
 class TrainingClock(L.Callback):
-    """Wall seconds of the training loop itself (first to last step, validation excluded): per-step
-    speed without the one-off costs of setting up the trainer or scoring the checkpoints."""
+    """Wall seconds of the training loop itself, validation excluded: per-step speed without setup costs."""
 
-    def __init__(self) -> None:
-        self.seconds = 0.0
-        self._since = 0.0
+    seconds: float = 0.0
+    _since: float = 0.0
 
     def on_train_start(self, *_: Any) -> None:
         self._since = time.perf_counter()
@@ -119,71 +120,56 @@ class TrainingClock(L.Callback):
         self.seconds += time.perf_counter() - self._since
 
 
-def _tensorboard(trainer: L.Trainer) -> Any | None:
-    """The SummaryWriter of the run's TensorBoard logger, if it has one."""
-    for logger in trainer.loggers:
-        if isinstance(logger, TensorBoardLogger):
-            return logger.experiment
-    return None
+def tensorboard(trainer: L.Trainer) -> Any | None:
+    """The SummaryWriter of the run's TensorBoard logger on the first process, else None."""
+    loggers = [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
+    return loggers[0].experiment if loggers and trainer.is_global_zero else None
 
 
 class LossChart(L.Callback):
-    """TensorBoard's Custom Scalars tab: train and val loss on one chart, where over-fitting shows at a glance
-    (the Scalars tab draws one chart per tag)."""
+    """TensorBoard's Custom Scalars tab: train and val loss on one chart, where over-fitting shows at a glance."""
 
     def on_train_start(self, trainer: L.Trainer, *_: Any) -> None:
-        writer = _tensorboard(trainer)
-        if writer is not None and trainer.is_global_zero:
+        if (writer := tensorboard(trainer)) is not None:
             charts = {"loss (train and val)": ["Multiline", ["loss/train", "loss/val"]], "lr": ["Multiline", ["lr"]]}
             writer.add_custom_scalars({"makemore": charts})
 
 
+@dataclass(eq=False)
 class EmbeddingPlot(L.Callback):
-    """The seed's scatter of the embedding table C (dims 0 and 1) at every val check, as `path` and in
+    """The notebook's scatter of the embedding table C (dims 0 and 1) at every validation, as `path` and in
     TensorBoard's Images; the whole table goes to TensorBoard's Projector at the end of training."""
 
-    def __init__(self, path: str, max_labels: int = 100):
-        self.path = Path(path)
-        self.max_labels = max_labels
+    path: str
+    max_labels: int = 100
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         table = pl_module.model.char_embedding()
         if trainer.sanity_checking or table is None or not trainer.is_global_zero:
             return
         fig = embedding_figure(table, pl_module.vocab.labels(), trainer.global_step, self.max_labels)
-        writer = _tensorboard(trainer)
-        if writer is not None:
+        if (writer := tensorboard(trainer)) is not None:
             with missing_glyphs_quiet():
-                writer.add_figure("embedding", fig, log_step(trainer), close=False)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+                writer.add_figure("embedding", fig, plan_of(trainer).log_step(), close=False)
         save_figure(fig, self.path)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         table = pl_module.model.char_embedding()
-        writer = _tensorboard(trainer)
-        if table is not None and writer is not None and trainer.is_global_zero:
-            writer.add_embedding(
-                table.detach().cpu(), metadata=pl_module.vocab.labels(), tag="C", global_step=trainer.global_step
-            )
+        if table is not None and (writer := tensorboard(trainer)) is not None:
+            labels = pl_module.vocab.labels()
+            writer.add_embedding(table.detach().cpu(), metadata=labels, tag="C", global_step=trainer.global_step)
 
 
+@dataclass(eq=False)
 class SampleText(L.Callback):
-    """A few sampled items as TensorBoard text at every val check, to watch them improve as the loss falls."""
+    """A few sampled items as TensorBoard text at every validation, to watch them improve as the loss falls."""
 
-    def __init__(self, num_samples: int = 10, max_len: int = 100, seed: int = 0):
-        self.num_samples = num_samples
-        self.max_len = max_len
-        self.seed = seed
+    num_samples: int = 10
+    max_len: int = 100
+    seed: int = 0
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        writer = _tensorboard(trainer)
-        if trainer.sanity_checking or writer is None or not trainer.is_global_zero:
+        if trainer.sanity_checking or (writer := tensorboard(trainer)) is None:
             return
-        items = generate(
-            pl_module.model,
-            pl_module.vocab,
-            self.num_samples,
-            max_len=self.max_len,
-            seed=self.seed,
-        )
-        writer.add_text("samples", "  \n".join(f"`{item}`" for item in items), log_step(trainer))
+        items = generate(pl_module.model, pl_module.vocab, self.num_samples, max_len=self.max_len, seed=self.seed)
+        writer.add_text("samples", "  \n".join(f"`{item}`" for item in items), plan_of(trainer).log_step())

@@ -1,6 +1,8 @@
 """Find and load a self-contained makemore checkpoint (weights + vocabulary + model and data config)."""
 
+import io
 import pickle
+import shutil
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,17 +12,19 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from makemore.data.contexts import SPLIT_IDENTITY
-from makemore.ensemble import check_members
 from makemore.errors import CheckpointWriteError, ConfigError, MakemoreError
+from makemore.evaluation import check_members
+from makemore.io import atomic_write_bytes
 from makemore.schema import check_stored_config
 from makemore.training.module import LitLanguageModel
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
-    """A .ckpt file as given, or a run directory's checkpoints/best.ckpt."""
+    """A .ckpt file as given, or a run directory's checkpoints/best.ckpt (last.ckpt when nothing was validated)."""
     path = Path(path)
     if path.is_dir():
-        path = path / "checkpoints" / "best.ckpt"
+        best = path / "checkpoints" / "best.ckpt"
+        path = best if best.is_file() or not (path / "checkpoints" / "last.ckpt").is_file() else best.with_stem("last")
     if not path.is_file():
         raise MakemoreError(
             f"checkpoint not found: {path} (pass ckpt=<run dir> or ckpt=<run dir>/checkpoints/best.ckpt)"
@@ -53,7 +57,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             "use another .ckpt, e.g. the run's best.ckpt or last.ckpt"
         ) from None
     except _READ_ERRORS as e:
-        detail = str(e).splitlines()[0][:200] if str(e) else ""
+        detail = str(e).splitlines()[0] if str(e) else ""
         raise MakemoreError(
             f"cannot read {path} as a checkpoint (truncated or corrupted?): {type(e).__name__}: {detail}; "
             "use another .ckpt, e.g. the run's best.ckpt or last.ckpt"
@@ -110,19 +114,14 @@ def check_resumable(ckpt: dict[str, Any], path: Path, module: LitLanguageModel) 
                 f"data.{key}: {_short(saved_data.get(key))} in the checkpoint, {_short(data.get(key))} now"
             )
     if differences:
-        fix = "pass the overrides it was trained with (resume=<run dir> does that)"
-        if all(d.startswith("scheduler.") for d in differences):  # most often: another trainer.max_steps
-            fix = (
-                "the schedule is set by trainer.max_steps when a run starts, so continue with the max_steps it "
-                "was planned for (to stop early and go on later, pin the scheduler's keys when you start)"
-            )
         raise MakemoreError(
             f"{path} was trained with a different config, so this run can't continue it: "
-            f"{'; '.join(differences[:4])}{' ...' if len(differences) > 4 else ''}; {fix}"
+            f"{'; '.join(differences[:4])}{' ...' if len(differences) > 4 else ''}; pass the overrides it was "
+            "trained with (resume=<run dir> does that)"
         )
 
 
-_RESUME_KEYS = ("model", "vocab", "optimizer", "scheduler")
+_RESUME_KEYS = ("model", "vocab", "optimizer")  # the schedule: configure_optimizers, with the run's length
 
 
 def _differences(prefix: str, saved: Any, current: Any) -> list[str]:
@@ -140,15 +139,18 @@ def _short(value: Any) -> str:
 
 
 class CheckpointWriter(TorchCheckpointIO):
-    """Lightning's atomic checkpoint write (temp file, then rename), with a failed write (disk full,
-    read-only directory) reported as one line; the file it would have replaced stays intact."""
+    """Checkpoints written whole or not at all: to a temp file, synced, then renamed over the old one, so a full
+    disk or a kill mid-write leaves the previous file as it was; a failed write is one line."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
         try:
-            super().save_checkpoint(checkpoint, path, storage_options)
+            atomic_write_bytes(path, buffer.getvalue())
         except OSError as e:
+            free = shutil.disk_usage(Path(path).parent).free if Path(path).parent.exists() else 0
             raise CheckpointWriteError(
-                f"could not write checkpoint {path}: {e.strerror or e}; the previous {Path(path).name}, if any, is "
-                "intact: free space (or make the run dir writable), then continue with "
-                f"python scripts/train.py resume={Path(path).parent.parent}"
+                f"could not write checkpoint {path} ({buffer.tell() / 1e6:.1f} MB, {free / 1e6:.1f} MB free): "
+                f"{e.strerror or e}; the previous {Path(path).name}, if any, is intact: free space (or make the run "
+                f"dir writable), then continue with python scripts/train.py resume={Path(path).parent.parent}"
             ) from None

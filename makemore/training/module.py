@@ -9,28 +9,21 @@ import torch
 import torch.distributed as dist
 
 from makemore.data.vocab import Vocabulary
-from makemore.errors import TrainingDiverged
+from makemore.errors import ConfigError, TrainingDiverged
 from makemore.evaluation import next_char_nll
 from makemore.models import build_model
-from makemore.training.optim import FlatParameters, build_optimizer, build_scheduler, unwrapped_step
-from makemore.training.plan import advance_counters, log_step
+from makemore.training.optim import build_optimizer, build_scheduler, resolve_schedule, unwrapped_step
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 class LitLanguageModel(L.LightningModule):
-    """Wraps any model of makemore.models; all constructor arguments are plain data, so the checkpoint alone
-    (weights + vocabulary + configs) rebuilds it through the registries. `data` records which file and
-    split the weights were trained on (path, sha256, split, split_seed), so eval can recompute the split.
+    """Wraps any model of makemore.models. Its arguments are plain data, so a checkpoint alone (weights, vocabulary,
+    configs) rebuilds it through the registries; `data` records the file and split trained on, for eval.
 
-    Two ways to train (makemore.training.plan chooses, `use_path` sets it). One-step path: Lightning's automatic
-    optimization takes each optimizer step from the loss training_step returns (clipping, accumulation, the
-    schedule, as Lightning documents them). Multi-step path (steps_per_call > 1): training_step gets a chunk of
-    k minibatches and takes k optimizer steps itself, then advances Lightning's counters by k, because for
-    models this small Lightning's per-call machinery costs more than the step itself. Under DDP each step's
-    gradients are averaged over the processes by one all-reduce, so every process takes the same step.
-    Either way the mean train loss since the last log goes to the loggers on Lightning's step axis.
-    """
+    On the one-step path (see makemore.training.plan) Lightning takes each optimizer step from the loss
+    training_step returns. On the multi-step path training_step gets k minibatches and takes k optimizer steps
+    itself (`take_steps`). Either way the mean train loss since the last log goes to the loggers."""
 
     def __init__(
         self,
@@ -45,27 +38,19 @@ class LitLanguageModel(L.LightningModule):
         self.save_hyperparameters(logger=False)
         self.vocab = Vocabulary(vocab)
         self.model = build_model(model, self.vocab.size)
-        # A mean loss this far above the uniform model's ln(V) (3.3 nats for names.txt) is divergence,
-        # not learning: the notebook's N(0,1) init starts near 8 x ln(V).
+        self.manual_backward_pass = model.get("backward") == "manual"  # the model's hand-derived gradients
+        # A mean loss this far above the uniform model's ln(V) is divergence, not learning.
         self.divergence_loss = divergence_factor * math.log(self.vocab.size)
         self.stop_on_divergence = True  # off for the lr finder, whose sweep is meant to end in divergence
-        self.use_path(1)
+        self.plan = None  # the run's LoopPlan, set by build_trainer
+        self.clip: tuple[float | None, str | None] = (None, None)  # the multi-step path's gradient clipping
         self.register_buffer("_loss_sum", torch.zeros(()), persistent=False)
         self._loss_count = 0
-        self._lr = float("nan")  # the lr of the latest step, logged with the loss
-        self._eval_nll = torch.zeros((), dtype=torch.float64)
-        self._eval_count = 0
-        self._world_size = 1
-        self.last_losses: dict[str, float] = {}  # the latest mean train loss and val loss, for progress reports
-        self._flat: FlatParameters | None = None  # set by configure_optimizers
-
-    def use_path(self, steps_per_call: int, clip_val: float | None = None, clip_algorithm: str | None = None) -> None:
-        """1: the one-step path (automatic optimization; Lightning clips). More: the multi-step path, which clips
-        as trainer.gradient_clip_val / gradient_clip_algorithm say (Lightning refuses them with manual
-        optimization)."""
-        self.automatic_optimization = steps_per_call == 1
-        self.clip_val = clip_val or None
-        self.clip_value_not_norm = clip_algorithm == "value"
+        self._lr = float("nan")
+        self._eval = [0.0, 0]  # val NLL sum (a tensor once summed) and target count
+        self.schedule: dict[str, Any] | None = None  # the scheduler config with the run's length (configure_optimizers)
+        self._resumed_schedule: dict[str, Any] | None = None
+        self.last_losses: dict[str, float] = {}  # the latest mean train loss and val loss, for reports
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         return self.model(idx)
@@ -75,93 +60,120 @@ class LitLanguageModel(L.LightningModule):
         return sum(p.numel() for p in self.model.parameters())
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer, self._flat = build_optimizer(self.hparams.optimizer, self.model)
-        scheduler = build_scheduler(self.hparams.scheduler, optimizer)
+        optimizer = build_optimizer(self.hparams.optimizer, self.model)
+        steps = self.trainer.estimated_stepping_batches
+        self.schedule = resolve_schedule(self.hparams.scheduler, steps)
+        if self._resumed_schedule is not None:  # the schedule must go on as it was planned
+            saved = resolve_schedule(self._resumed_schedule, steps)
+            changed = [f"scheduler.{k}: {saved.get(k)!r} in the checkpoint, {self.schedule.get(k)!r} now"
+                       for k in sorted((saved.keys() | self.schedule.keys()) - {"decay_at"})
+                       if saved.get(k) != self.schedule.get(k)]  # fmt: skip
+            if changed:
+                raise ConfigError(
+                    f"the checkpoint's run has another schedule, so this run can't continue it: {'; '.join(changed)}; "
+                    "continue with the run length (trainer.max_steps or max_epochs) and scheduler it was started "
+                    "with, or pin the scheduler's keys when you start a run to stop early and go on later"
+                )
+        scheduler = build_scheduler(self.schedule, optimizer)
         if scheduler is None:
             return {"optimizer": optimizer}
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
-    def optimizer_zero_grad(self, epoch: int, batch_idx: int, optimizer: Any) -> None:
-        """The gradients live in one flat buffer per weight-decay group (FlatParameters): zero it in place."""
-        self._flat.attach_grads()
-        self._flat.zero_grad()
-
-    def on_train_start(self) -> None:
-        self._world_size = self.trainer.world_size if dist.is_available() and dist.is_initialized() else 1
-
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        if self.automatic_optimization:  # one minibatch: Lightning steps the optimizer with this loss
-            x, y = batch  # (B, T), (B) or (B, T)
-            self._lr = self.trainer.optimizers[0].param_groups[0]["lr"]
-            loss = next_char_nll(self.model(x), y)
-            self._loss_sum += loss.detach()
-            self._loss_count += 1
-            return loss
-        xs, ys = batch  # (k, B, T), (k, B) or (k, B, T): k minibatches, one optimizer step each
-        # The bare torch optimizer: Lightning's per-step hooks cost more than a step of these models.
+        xs, ys = batch  # one minibatch (B, T), (B[, T]); on the multi-step path k of them: (k, B, T), ...
+        if not self.automatic_optimization:
+            return self.take_steps(xs, ys)
+        self._lr = self.trainer.optimizers[0].param_groups[0]["lr"]
+        if self.manual_backward_pass:  # gradients now; Lightning's zero_grad is skipped (optimizer_zero_grad)
+            accumulate = self.trainer.accumulate_grad_batches
+            if batch_idx % accumulate == 0:
+                self.model.zero_grad()
+            loss = self.model.loss_and_grad(xs, ys, scale=1 / accumulate)
+            if self.trainer.world_size > 1:  # DDP's gradient hooks are autograd's: average by hand
+                self._average_gradients(list(self.model.parameters()))
+        else:
+            loss = next_char_nll(self.model(xs), ys)
+        self._loss_sum += loss.detach()
+        self._loss_count += 1
+        return loss
+
+    def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
+        if not self.manual_backward_pass:
+            super().backward(loss, *args, **kwargs)
+
+    def optimizer_zero_grad(self, *args: Any, **kwargs: Any) -> None:
+        if not self.manual_backward_pass:
+            super().optimizer_zero_grad(*args, **kwargs)
+
+    def take_steps(self, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+        """One optimizer step per minibatch, with the bare torch optimizer and schedule, then Lightning's counters
+        and the train-loss log."""
         optimizer = self.optimizers().optimizer
-        optimizer_step = unwrapped_step(optimizer)
-        scheduler = self.lr_schedulers()
-        model, loss_sum, clip = self.model, self._loss_sum, self.clip_val  # locals: module attributes are slow
-        clip_grads = torch.nn.utils.clip_grad_value_ if self.clip_value_not_norm else torch.nn.utils.clip_grad_norm_
-        params = self._flat  # all parameters and gradients, one flat tensor per weight-decay group
-        params.attach_grads()
-        flat_tensors, group = params.flat_tensors, optimizer.param_groups[0]
+        step, scheduler, group = unwrapped_step(optimizer), self.lr_schedulers(), optimizer.param_groups[0]
+        model, params, loss_sum, (clip, algorithm) = (
+            self.model,
+            list(self.model.parameters()),
+            self._loss_sum,
+            self.clip,
+        )
+        data_parallel = self.trainer.world_size > 1
+        clip_grads = torch.nn.utils.clip_grad_value_ if algorithm == "value" else torch.nn.utils.clip_grad_norm_
         for x, y in zip(xs, ys, strict=True):
-            loss = next_char_nll(model(x), y)
-            params.zero_grad()
-            loss.backward()
-            if self._world_size > 1:
-                self._average_gradients(flat_tensors)
+            for p in params:
+                p.grad = None
+            if self.manual_backward_pass:
+                loss = model.loss_and_grad(x, y)
+            else:
+                loss = next_char_nll(model(x), y)
+                loss.backward()
+            if data_parallel:
+                self._average_gradients(params)
             if clip:
-                clip_grads(flat_tensors, clip)
-            lr = group["lr"]
-            optimizer_step()
+                clip_grads(params, clip)
+            self._lr = group["lr"]
+            step()
             if scheduler is not None:
                 scheduler.step()
             loss_sum += loss.detach()
         self._loss_count += len(xs)
-        self._lr = lr
-        advance_counters(self.trainer, len(xs))
+        self.plan.advance(len(xs))
         self._after_steps(self.global_step)
-        return loss.detach()  # the last step's loss
+        return loss.detach()
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
-        """One-step path: Lightning's step, then the train-loss log of that step (with accumulation, Lightning
-        calls this once per optimizer step)."""
+        """One-step path: Lightning's step, then the train-loss log of that step."""
         super().optimizer_step(*args, **kwargs)
         self._after_steps(self.global_step + 1)  # Lightning counts the step once this hook has returned
 
     def _after_steps(self, step: int) -> None:
-        """The mean train loss and lr, where Lightning logs: every log_every_n_steps optimizer steps and at the
-        last step. Here, before the callbacks' on_train_batch_end, so a checkpoint written there holds the
-        state after this call. With log_every_n_steps=0 nothing is logged; divergence is checked every 100 steps."""
-        every, max_steps = self.trainer.log_every_n_steps, self.trainer.max_steps
-        last = 0 <= max_steps <= step
+        """Log the mean train loss and lr where Lightning logs (every log_every_n_steps steps and at the last);
+        with log_every_n_steps=0 nothing is logged, and divergence is checked every 100 steps."""
+        every, last = self.trainer.log_every_n_steps, step >= self.plan.total_steps if self.plan else False
         if every and (step % every == 0 or last):
             self._log_train_loss(step, log=True)
         elif not every and (self._loss_count >= 100 or last):
             self._log_train_loss(step, log=False)
 
-    def _average_gradients(self, flat_tensors: list[torch.Tensor]) -> None:
-        """Every process's gradients -> their mean: one all-reduce per flat gradient (one per weight-decay group)."""
-        for flat in flat_tensors:
-            dist.all_reduce(flat.grad)
-            flat.grad.div_(self._world_size)
+    def _average_gradients(self, params: list[torch.nn.Parameter]) -> None:
+        """Every process's gradients -> their mean, in one all-reduce, so that every process takes the same step."""
+        grads = [p.grad for p in params if p.grad is not None]
+        flat = torch.cat([g.flatten() for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.trainer.world_size
+        for g, mean in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
+            g.copy_(mean.view_as(g))
 
     def _average_buffers(self) -> None:
-        """BatchNorm's running statistics are not gradients: each process keeps its own; average them so that
-        validation and the saved weights are the same on every process."""
-        if self._world_size > 1:
+        """BatchNorm's running statistics: each process keeps its own; their mean is validated and saved."""
+        if self.trainer.world_size > 1:
             for buffer in self.model.buffers():
                 if buffer.is_floating_point():
                     dist.all_reduce(buffer)
-                    buffer.div_(self._world_size)
+                    buffer.div_(self.trainer.world_size)
 
     def _log_train_loss(self, step: int, log: bool) -> None:
-        """Mean minibatch loss since the last log (over all processes): the only host sync in the training
-        loop, and where a diverged run (non-finite loss, or above divergence_factor x ln V) stops within
-        log_every_n_steps steps, before anything is saved as a result."""
+        """Mean minibatch loss since the last log, over all processes: the loop's only host sync, where a diverged
+        run (non-finite, or above divergence_factor x ln V) stops before anything is saved as a result."""
         mean = self.trainer.strategy.reduce(self._loss_sum / self._loss_count, reduce_op="mean").item()
         if self.stop_on_divergence and (not math.isfinite(mean) or mean > self.divergence_loss):
             raise TrainingDiverged(
@@ -172,23 +184,20 @@ class LitLanguageModel(L.LightningModule):
         self._loss_sum.zero_()
         self._loss_count = 0
         self.last_losses["loss"] = mean
-        if log:  # straight to the loggers at the step self.log would use (as LearningRateMonitor does): self.log
-            # would cost ~2 ms a call here, 6% of a 100-step call of the notebook's MLP
+        if log:  # straight to the loggers, at the step self.log would use (self.log costs ~2 ms a call)
             for logger in self.loggers:
-                logger.log_metrics({"loss/train": mean, "lr": self._lr}, step=log_step(self.trainer))
+                logger.log_metrics({"loss/train": mean, "lr": self._lr}, step=self.plan.log_step())
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """What a resumed run needs beyond weights, optimizer, scheduler and step (which Lightning saves)
-        to continue bit for bit: the train loss summed since the last log, and the global RNGs."""
+        """What a resumed run needs beyond what Lightning saves, to continue bit for bit."""
+        checkpoint["schedule"] = self.schedule  # with the run's length: a resume must keep it
         checkpoint["train_loss_since_log"] = {"sum": self._loss_sum.detach().cpu().clone(), "count": self._loss_count}
         checkpoint["rng_states"] = {"torch": torch.get_rng_state(), "python": random.getstate()}
         if torch.cuda.is_available():
             checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        for i, state in enumerate(checkpoint.get("lr_schedulers", [])):
-            if "lr_lambdas" not in state:  # the scheduler chain before LambdaLR: its step is all LambdaLR needs
-                checkpoint["lr_schedulers"][i] = {"last_epoch": state["last_epoch"], "lr_lambdas": [None]}
+        self._resumed_schedule = checkpoint.get("schedule") or checkpoint["hyper_parameters"].get("scheduler")
         if "train_loss_since_log" in checkpoint:
             self._loss_sum.copy_(checkpoint["train_loss_since_log"]["sum"])
             self._loss_count = checkpoint["train_loss_since_log"]["count"]
@@ -209,21 +218,16 @@ class LitLanguageModel(L.LightningModule):
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         x, y = batch
-        nll = next_char_nll(self.model(x), y, reduction="sum").double()
-        self._eval_nll = self._eval_nll.to(nll.device) + nll
-        self._eval_count += int(y.ne(-100).sum())
+        self._eval[0] = next_char_nll(self.model(x), y, reduction="sum").double() + self._eval[0]
+        self._eval[1] += int(y.ne(-100).sum())
 
     def on_validation_epoch_end(self) -> None:
-        """Exact mean NLL per character over the whole split (not a mean of chunk means); under DDP each
-        process scored its own part of the split and the sums are added up. `val_loss` is for ModelCheckpoint
-        and EarlyStopping, `loss/val` for the loggers; a sanity check's value is neither logged nor shown."""
-        count = torch.tensor(float(self._eval_count), device=self.device)
-        totals = torch.stack([self._eval_nll.to(self.device), count])
-        nll, count = self.trainer.strategy.reduce(totals.double(), reduce_op="sum").tolist()
-        self._eval_nll = torch.zeros((), dtype=torch.float64)
-        self._eval_count = 0
-        val_loss = nll / count
-        self.log("val_loss", val_loss, logger=False, sync_dist=True)  # equal on every process already
+        """The exact mean NLL per character over the whole split: under DDP each process scored its own part, and
+        the sums are added up. `val_loss` is the callbacks', `loss/val` the loggers'; a sanity check logs neither."""
+        totals = torch.tensor([float(self._eval[0]), float(self._eval[1])], dtype=torch.float64, device=self.device)
+        nll, count = self.trainer.strategy.reduce(totals, reduce_op="sum").tolist()
+        self._eval = [0.0, 0]
+        self.log("val_loss", nll / count, logger=False, sync_dist=True)  # equal on every process already
         if not self.trainer.sanity_checking:
-            self.log("loss/val", val_loss, sync_dist=True)
-            self.last_losses["val_loss"] = val_loss
+            self.log("loss/val", nll / count, sync_dist=True)
+            self.last_losses["val_loss"] = nll / count

@@ -1,10 +1,6 @@
-"""Optimizers and learning-rate schedules, built by name from plain values (checked by makemore.schema).
-
-Optimizers: `sgd` (the notebook's), `adamw`, and `muon` (Muon for the hidden layers' matrices, AdamW for the
-rest). Schedules, stepped once per optimizer step: `constant`, `step`
-(x gamma at each milestone, the notebook's decay) and `cosine` (to min_lr at total_steps), each after an optional
-linear warmup of warmup_steps (from lr / warmup_steps up to lr).
-"""
+"""Optimizers (`sgd`, `adamw`, `muon`) and learning-rate schedules (`constant`, `step`: x gamma at each milestone,
+the notebook's decay; `cosine`: to min_lr at total_steps), each schedule after an optional linear warmup and
+stepped once per optimizer step; built by name from plain values checked at the door."""
 
 import bisect
 import math
@@ -16,6 +12,7 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
 
+from makemore.errors import ConfigError
 from makemore.models import hidden_matrices
 
 
@@ -63,6 +60,8 @@ class MuonWithAdamW(torch.optim.Optimizer):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.muon.load_state_dict(state_dict["muon"])
         self.adamw.load_state_dict(state_dict["adamw"])
+        # loading gives the inner optimizers new group dicts: share them again, or the schedule's lr goes nowhere
+        self.param_groups = self.muon.param_groups + self.adamw.param_groups
 
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
@@ -83,71 +82,24 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
 
 
 def muon_param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Muon's group (the hidden matrices, kept in shape: Muon orthogonalizes each one), then AdamW's groups."""
+    """Muon's group (the hidden matrices: Muon orthogonalizes each one), then AdamW's groups."""
     muon = hidden_matrices(model)
     if not muon:
         raise ValueError(f"optimizer=muon needs hidden layers; {type(model).__name__} has none (use optimizer=adamw)")
     ids = {id(p) for p in muon}
     rest = [p for p in model.parameters() if id(p) not in ids]
     groups = [
-        {"params": muon, "weight_decay": weight_decay, "muon": True, "keep_shapes": True},
+        {"params": muon, "weight_decay": weight_decay, "muon": True},
         {"params": [p for p in rest if p.dim() >= 2], "weight_decay": weight_decay},
         {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0},
     ]
     return [group for group in groups if group["params"]]
 
 
-class FlatParameters:
-    """The model's parameters as views into one flat tensor per weight-decay group, and their gradients as
-    views into one flat gradient per group, so the optimizer steps one tensor per group: its per-tensor
-    Python costs more than the arithmetic for models this small. Measured 2026-12-02 against the plain
-    parameter groups (in-process A/B, interleaved, same losses) on a noisy 2-core machine, NOT settled: the
-    optimizer step alone saves 411 us of a 4-layer Transformer's ~13 ms step (5.6-10.9% of a whole step
-    timed outside Lightning, -5.7% in whole runs), 23 us for the GRU, 10 us for the notebook's MLP; a first
-    GRU figure of -20% did not repeat (+5.2%, -2.7%). To be re-measured on a quiet machine, and removed
-    if it stays under 5%. The update is the same elementwise arithmetic. Backward accumulates into the gradient
-    views in place, as into DDP's gradient buckets: zero them with zero_grad(), never set them to None.
-    """
-
-    def __init__(self, groups: list[dict[str, Any]]):
-        self.groups: list[dict[str, Any]] = []
-        self.flat_tensors: list[torch.Tensor] = []
-        self._grad_views: list[tuple[nn.Parameter, torch.Tensor]] = []
-        for group in groups:
-            params = [p for p in group["params"] if p.numel()]
-            if group.get("keep_shapes"):  # Muon's matrices: each its own tensor, with its own gradient
-                self._grad_views += [(p, torch.zeros_like(p)) for p in params]
-                self.flat_tensors += params
-                self.groups.append({k: v for k, v in group.items() if k != "keep_shapes"} | {"params": params})
-                continue
-            flat = torch.cat([p.detach().flatten() for p in params]).requires_grad_()
-            flat.grad = torch.zeros_like(flat)
-            offset = 0
-            for p in params:
-                n = p.numel()
-                p.data = flat.data[offset : offset + n].view_as(p)
-                self._grad_views.append((p, flat.grad[offset : offset + n].view_as(p)))
-                offset += n
-            self.groups.append({**group, "params": [flat]})
-            self.flat_tensors.append(flat)
-        self.attach_grads()
-
-    def attach_grads(self) -> None:
-        """Point every parameter's .grad at its view again (Lightning sets them to None before training)."""
-        for p, grad in self._grad_views:
-            p.grad = grad
-
-    def zero_grad(self) -> None:
-        for flat in self.flat_tensors:
-            flat.grad.zero_()
-
-
 def unwrapped_step(optimizer: torch.optim.Optimizer) -> Callable[[], Any]:
-    """`optimizer.step` without the layers torch puts around it for every call: a profiler scope with hook
-    dispatch, and the LR scheduler's call counter (together ~20 us: as long as an SGD step of the notebook's MLP).
-    Measured 2026-12-02 against optimizer.step (in-process A/B, 6 interleaved pairs): the notebook's MLP 426 vs
-    489 us/step (-13%), GRU 3.85 vs 4.50 ms (-14%). The update is the same; with step hooks registered, the
-    wrapped step is kept so that they run."""
+    """`optimizer.step` without the layers torch puts around every call (a profiler scope, hook dispatch, the LR
+    scheduler's call counter: as long as an SGD step of the notebook's MLP; see the README's Speed section). The
+    update is the same; with step hooks registered, the wrapped step is kept so that they run."""
     wrapped = type(optimizer).step
     hooks = optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks
     if hooks or _global_optimizer_pre_hooks or _global_optimizer_post_hooks or not hasattr(wrapped, "__wrapped__"):
@@ -156,16 +108,14 @@ def unwrapped_step(optimizer: torch.optim.Optimizer) -> Callable[[], Any]:
     return wrapped.__wrapped__.__get__(optimizer)
 
 
-def build_optimizer(config: Mapping[str, Any], model: nn.Module) -> tuple[torch.optim.Optimizer, FlatParameters]:
-    """The optimizer `config` names, over the model's parameters flattened into one tensor per weight-decay
-    group (see FlatParameters, which is returned too: it zeroes the gradients)."""
-    cls = OPTIMIZERS[config["name"]]  # config checked by makemore.schema.check_optimizer
+def build_optimizer(config: Mapping[str, Any], model: nn.Module) -> torch.optim.Optimizer:
+    """The optimizer `config` names (checked at the door), over the model's weight-decay groups."""
+    cls = OPTIMIZERS[config["name"]]
     settings = {k: v for k, v in config.items() if k not in ("name", "weight_decay")}
     if "betas" in settings:
         settings["betas"] = tuple(settings["betas"])
     grouping = muon_param_groups if cls is MuonWithAdamW else param_groups
-    flat = FlatParameters(grouping(model, config.get("weight_decay", 0.0)))
-    return cls(flat.groups, **settings), flat
+    return cls(grouping(model, config.get("weight_decay", 0.0)), **settings)
 
 
 def lr_factor(config: Mapping[str, Any], base_lr: float) -> Callable[[int], float]:
@@ -187,9 +137,25 @@ def lr_factor(config: Mapping[str, Any], base_lr: float) -> Callable[[int], floa
     return factor
 
 
-def build_scheduler(config: Mapping[str, Any] | None, optimizer: torch.optim.Optimizer) -> LambdaLR | None:
+def resolve_schedule(config: Mapping[str, Any] | None, run_steps: float) -> dict[str, Any]:
+    """The schedule with a length left null made the run's: cosine's total_steps, and the step decay's milestone at
+    decay_at of `run_steps` (the steps the Trainer will take: Lightning's estimated_stepping_batches)."""
+    config = dict(config or {"name": "constant"})
+    derived = [key for key in ("total_steps", "milestones") if key in config and config[key] is None]
+    if derived and not math.isfinite(run_steps):
+        raise ConfigError(f"scheduler={config['name']} needs the run's length: set trainer.max_steps or max_epochs")
+    if "total_steps" in derived:
+        config["total_steps"] = int(run_steps)
+    if "milestones" in derived:
+        config["milestones"] = [int(config["decay_at"] * run_steps)]
+    warmup, first = config.get("warmup_steps", 0), min(config.get("milestones") or [config.get("total_steps") or 1])
+    if derived and warmup and warmup >= first:
+        raise ConfigError(f"scheduler.warmup_steps={warmup} must end before the run's schedule does (step {first})")
+    return config
+
+
+def build_scheduler(config: Mapping[str, Any], optimizer: torch.optim.Optimizer) -> LambdaLR | None:
     """The schedule as one LambdaLR (its state is the step, last_epoch); None for a constant lr without warmup."""
-    config = config or {"name": "constant"}
     if config["name"] == "constant" and not config.get("warmup_steps", 0):
         return None
     base_lrs = [group.get("initial_lr", group["lr"]) for group in optimizer.param_groups]

@@ -1,5 +1,6 @@
 """Training progress in optimizer steps, on stderr: a live bar on a terminal, plain lines in a log file."""
 
+import math
 import sys
 import time
 from typing import Any
@@ -7,6 +8,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import ProgressBar
 from tqdm import tqdm
+
+from makemore.training.plan import plan_of
 
 
 def _duration(seconds: float) -> str:
@@ -17,22 +20,18 @@ def _duration(seconds: float) -> str:
 
 
 class StepProgress(ProgressBar):
-    """Counts optimizer steps, not Lightning calls. On a terminal: one tqdm bar (step/max_steps, loss, val
-    loss, steps/s), refreshed every `refresh_rate` steps; validation draws no bar of its own. Otherwise (output
-    redirected to a file): one line every `every` steps (null: about 20 lines per run) and at the end,
-    `step 1000/2000 | loss 2.4102 | val 2.4213 | 1698 steps/s | ETA 0m01s`. Only the first process reports.
-    """
+    """Counts optimizer steps, not Lightning calls. On a terminal: one tqdm bar (step/total, loss, val loss,
+    steps/s), refreshed every `refresh_rate` steps. Otherwise (output redirected to a file): a line every `every`
+    steps (null: about 20 per run) and at the end, `step 1000/2000 | loss 2.4102 | val 2.4213 | 1698 steps/s |
+    ETA 0m01s`, with the val loss of that very step when it was validated. Only the first process reports."""
 
     multi_step_safe = True  # reads trainer.global_step, which counts every step of a call
 
     def __init__(self, refresh_rate: int = 1000, every: int | None = None, terminal: bool | None = None):
         super().__init__()
-        self.refresh_rate = refresh_rate
-        self.every = every
+        self.refresh_rate, self.every = refresh_rate, every
         self.terminal = sys.stderr.isatty() if terminal is None else terminal
-        self._enabled = True
-        self._bar: tqdm | None = None
-        self._pending: dict[str, Any] | None = None
+        self._enabled, self._bar, self._pending = True, None, None
 
     @property
     def is_enabled(self) -> bool:
@@ -44,38 +43,32 @@ class StepProgress(ProgressBar):
     def enable(self) -> None:
         self._enabled = True
 
-    def _active(self, trainer: L.Trainer) -> bool:
-        return self._enabled and trainer.is_global_zero
-
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start_step, self._start_time = trainer.global_step, time.perf_counter()
-        self._shown = trainer.global_step
-        self._every = self.every or max(1, trainer.max_steps // 20)
-        if self._active(trainer) and self.terminal:
-            self._bar = tqdm(
-                total=trainer.max_steps, initial=trainer.global_step, desc="train", unit="step", file=sys.stderr
-            )
+        total = plan_of(trainer).total_steps
+        self._total = int(total) if math.isfinite(total) else None
+        self._start_step, self._start_time, self._shown = trainer.global_step, time.perf_counter(), trainer.global_step
+        self._every = self.every or max(1, (self._total or 20_000) // 20)
+        if self._enabled and trainer.is_global_zero and self.terminal:
+            self._bar = tqdm(total=self._total, initial=trainer.global_step, desc="train", unit="step", file=sys.stderr)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *_: Any) -> None:
-        if not self._active(trainer):
+        if not (self._enabled and trainer.is_global_zero):
             return
         self._flush(pl_module)  # a line waiting for a validation that did not come
-        step, last = trainer.global_step, trainer.global_step >= trainer.max_steps
+        step = trainer.global_step
+        last = self._total is not None and step >= self._total
         if self._bar is not None:
             if step - self._shown >= self.refresh_rate or last:
-                self._bar.n = step
-                metrics = self.get_metrics(trainer, pl_module)
-                self._bar.set_postfix({k: f"{v:.4f}" for k, v in metrics.items() if isinstance(v, float)})
-                self._shown = step
+                self._bar.n, self._shown = step, step
+                self._bar.set_postfix({k: f"{v:.4f}" for k, v in pl_module.last_losses.items()})
         elif step // self._every > self._shown // self._every or last:
             self._shown = step
             rate = (step - self._start_step) / max(time.perf_counter() - self._start_time, 1e-9)
-            losses = self.get_metrics(trainer, pl_module)  # the module has logged this step's loss already
-            self._pending = {"step": step, "max_steps": trainer.max_steps, "rate": rate, "loss": losses.get("loss")}
+            self._pending = {"step": step, "rate": rate, "loss": pl_module.last_losses.get("loss")}
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._pending is not None and not trainer.sanity_checking:
-            self._flush(pl_module, with_val=True)  # the val loss of this very step
+            self._flush(pl_module, with_val=True)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._flush(pl_module)
@@ -84,19 +77,19 @@ class StepProgress(ProgressBar):
             self._bar = None
 
     def _flush(self, pl_module: L.LightningModule, with_val: bool = False) -> None:
-        """Print the waiting line, with its step's latest train loss and, right after a validation, its val loss."""
+        """Print the waiting line: its step's train loss and, right after a validation, its val loss."""
         if self._pending is None:
             return
         p, self._pending = self._pending, None
-        losses = getattr(pl_module, "last_losses", {})
-        parts = [f"step {p['step']}/{p['max_steps']}"]
+        parts = [f"step {p['step']}/{self._total if self._total is not None else '?'}"]
         if p["loss"] is not None:
             parts.append(f"loss {p['loss']:.4f}")
-        if with_val and "val_loss" in losses:
-            parts.append(f"val {losses['val_loss']:.4f}")
+        if with_val and "val_loss" in pl_module.last_losses:
+            parts.append(f"val {pl_module.last_losses['val_loss']:.4f}")
         parts.append(f"{p['rate']:.0f} steps/s")
-        parts.append(f"ETA {_duration((p['max_steps'] - p['step']) / max(p['rate'], 1e-9))}")
+        if self._total is not None:
+            parts.append(f"ETA {_duration((self._total - p['step']) / max(p['rate'], 1e-9))}")
         print(" | ".join(parts), file=sys.stderr, flush=True)
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
-        return dict(getattr(pl_module, "last_losses", {}))
+        return dict(pl_module.last_losses)

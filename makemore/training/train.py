@@ -1,10 +1,12 @@
 """The training task: config -> data, model, trainer -> fit -> best-checkpoint metrics, samples, summary."""
 
 import contextlib
+import fcntl
 import json
 import logging
 import math
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate, to_absolute_path
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import Checkpoint, EMAWeightAveraging, ModelCheckpoint, ProgressBar
+from lightning.pytorch.callbacks import Checkpoint, EarlyStopping, EMAWeightAveraging, ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
@@ -27,24 +29,89 @@ from makemore.models import model_class
 from makemore.resolvers import run_label
 from makemore.sampling import generate
 from makemore.third_party_noise import logging_kept, quiet_third_party_output
+from makemore.threads import set_threads
 from makemore.training.callbacks import TrainingClock
 from makemore.training.checkpoint import CheckpointWriter, check_resumable, load_checkpoint, read_checkpoint
 from makemore.training.module import LitLanguageModel
-from makemore.training.plan import choose_path, chunk_length, steps_per_epoch
+from makemore.training.plan import LoopPlan
 
 log = logging.getLogger(__name__)
 
 
-def _plain(cfg: DictConfig) -> dict[str, Any]:
+def _plain(cfg: DictConfig) -> Any:
     return OmegaConf.to_container(cfg, resolve=True)
 
 
+def train(cfg: DictConfig) -> float:
+    """Train one run into cfg.run_dir (from ckpt_path / resume's last.ckpt if given) and return its best val loss
+    (what a sweeper minimizes). The config was checked at the door."""
+    quiet_third_party_output()
+    if first_process():
+        hold_run_dir(Path(cfg.run_dir))
+        show_config(cfg, Path(cfg.run_dir))
+    else:  # a data-parallel worker: the first process reports
+        logging.getLogger().setLevel(logging.WARNING)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    if torch.cuda.is_available():
+        torch.set_float32_matmul_precision(cfg.matmul_precision)
+    datamodule = prepare_datamodule(cfg)
+    module = build_module(cfg, datamodule)
+    set_torch_threads(cfg, module)
+    ckpt_path = resume_checkpoint(cfg)
+    start_step = 0
+    if ckpt_path is not None:
+        ckpt = read_checkpoint(ckpt_path)
+        check_resumable(ckpt, ckpt_path, module)
+        start_step = ckpt["global_step"]
+        log.info("continuing from %s at step %d", ckpt_path, start_step)
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    if cfg.ema is not None:  # acts after every optimizer step: the one-step path
+        callbacks.append(EMAWeightAveraging(decay=cfg.ema))
+    trainer = build_trainer(cfg, module, datamodule, build_loggers(cfg, start_step or None), callbacks)
+    start = time.perf_counter()
+    with lightning_errors():
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    train_time_s = time.perf_counter() - start
+    for stopper in (c for c in trainer.callbacks if isinstance(c, EarlyStopping) and c.stopped_epoch):
+        log.info("early stopping: %s on %s ended the run at step %d", type(stopper).__name__, stopper.monitor,
+                 trainer.global_step)  # fmt: skip
+    if trainer.fast_dev_run:
+        return fast_dev_run_report(trainer, module, cfg.run_dir)
+    if not trainer.is_global_zero:  # data-parallel: one process writes the results
+        best = best_checkpoint(trainer)
+        return float(best.best_model_score) if best is not None else module.last_losses.get("val_loss", math.nan)
+    return write_results(cfg, trainer, module, datamodule, train_time_s, start_step)["val_loss"]
+
+
+_held: dict[Path, Any] = {}  # run dir -> its open lock file, held while this process lives
+
+
+def hold_run_dir(run_dir: Path) -> None:
+    """Create the run dir and hold its lock for this process's life: a second live run is refused, not mixed in."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if run_dir.resolve() in _held:  # this process's own earlier run (in-process use)
+        return
+    lock = (run_dir / ".lock").open("a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.seek(0)
+        raise ConfigError(
+            f"another run (pid {lock.read().strip() or '?'}) is writing into {run_dir}: wait for it to end, or pass "
+            "another hydra.run.dir"
+        ) from None
+    lock.truncate(0)
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    _held[run_dir.resolve()] = lock
+
+
 def prepare_datamodule(cfg: DictConfig, **overrides: Any) -> CharDataModule:
-    """The data of cfg.data, downloaded if need be, read, split and turned into the examples of the model's view."""
-    view = model_class(cfg.model.name).view
-    # Relative paths are the user's: from the directory they ran in, also under hydra.job.chdir=true.
+    """The data of cfg.data, downloaded if need be, read, split and turned into the examples of the model's view.
+    Relative paths are the user's: from the directory they ran in, also under hydra.job.chdir=true."""
     path = to_absolute_path(cfg.data.path) if cfg.data.path is not None else None
     default = {**_plain(cfg.data.default), "file": to_absolute_path(cfg.data.default.file)}
+    view = model_class(cfg.model.name).view
     datamodule: CharDataModule = instantiate(cfg.data, path=path, default=default, view=view, **overrides)
     datamodule.prepare_data()
     datamodule.setup("fit")
@@ -55,105 +122,29 @@ def prepare_datamodule(cfg: DictConfig, **overrides: Any) -> CharDataModule:
 
 
 def build_module(cfg: DictConfig, datamodule: CharDataModule) -> LitLanguageModel:
-    return LitLanguageModel(
-        model=_plain(cfg.model),
-        vocab=datamodule.vocab.chars,
-        optimizer=_plain(cfg.optimizer),
-        scheduler=_plain(cfg.scheduler) if cfg.get("scheduler") else None,
-        data=datamodule.record(),
-        divergence_factor=cfg.divergence_factor,
-    )
+    scheduler = _plain(cfg.scheduler) if cfg.get("scheduler") else None
+    return LitLanguageModel(_plain(cfg.model), datamodule.vocab.chars, _plain(cfg.optimizer), scheduler,
+                            datamodule.record(), cfg.divergence_factor)  # fmt: skip
 
 
-def plan_steps(cfg: DictConfig, datamodule: CharDataModule) -> None:
-    """Set trainer.max_steps to the steps the run will take when max_epochs (or fast_dev_run) ends it first, so
-    the schedule (decay_at, cosine's total_steps) is planned over the run that happens."""
-    trainer = cfg.trainer
-    epoch = steps_per_epoch(_plain(trainer), datamodule.train_batches_per_epoch)
-    steps = trainer.max_steps
-    if trainer.max_epochs not in (None, -1) and not trainer.fast_dev_run:
-        by_epochs = trainer.max_epochs * epoch
-        steps = by_epochs if steps == -1 else min(steps, by_epochs)
-        if steps == by_epochs:
-            log.info("trainer.max_epochs=%d: %d optimizer steps (%d per epoch)", trainer.max_epochs, steps, epoch)
-    trainer.max_steps = int(steps)
-    interval = trainer.val_check_interval
-    if trainer.check_val_every_n_epoch is not None and isinstance(interval, int) and interval > epoch:
-        raise ConfigError(
-            f"trainer.val_check_interval={interval} steps is longer than an epoch ({epoch} steps) while "
-            f"trainer.check_val_every_n_epoch={trainer.check_val_every_n_epoch} counts within epochs: set "
-            "trainer.check_val_every_n_epoch=null to validate every N steps across epochs"
-        )
-
-
-def set_torch_threads(threads: int | None, step_work: int, one_thread_below: float) -> None:
-    """`threads`; else under a parallel launcher (hydra.launcher.n_jobs) each job's share of the cores, so
-    jobs side by side do not fight over them; else one thread for a tiny step (step_work = parameters x
-    positions per minibatch below `one_thread_below`: the notebook's MLP), where waking a second thread for
-    each small op costs more than it saves (measured 2026-12-02, 6 interleaved pairs on a loaded 2-core
-    machine: the notebook's MLP 448 us/step on one thread, 2,673 on two); else torch's default."""
-    if threads is None and HydraConfig.initialized():
-        n_jobs = HydraConfig.get().launcher.get("n_jobs")
-        if n_jobs:
-            cores = os.cpu_count() or 1
-            threads = max(1, cores // (n_jobs if n_jobs > 0 else cores))
-    if threads is None and step_work < one_thread_below:
-        threads = 1
-    if threads:
-        torch.set_num_threads(threads)
-
-
-def train(cfg: DictConfig) -> float:
-    """Train one run into cfg.run_dir (from ckpt_path / resume's last.ckpt if given) and return its best
-    val loss (what a sweeper minimizes). The config was checked at the door (CheckConfigFirst)."""
-    quiet_third_party_output()
-    if not first_process():  # a data-parallel worker: the first process reports
-        logging.getLogger().setLevel(logging.WARNING)
-    else:
-        Path(cfg.run_dir).mkdir(parents=True, exist_ok=True)
-        show_config(cfg, Path(cfg.run_dir))
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    if torch.cuda.is_available():
-        torch.set_float32_matmul_precision(cfg.matmul_precision)
-    datamodule = prepare_datamodule(cfg)
-    plan_steps(cfg, datamodule)
-    module = build_module(cfg, datamodule)
+def set_torch_threads(cfg: DictConfig, module: LitLanguageModel) -> None:
+    """`threads`; else one thread for a tiny step (parameters x positions per minibatch below `one_thread_below`:
+    the notebook's MLP), where waking a second thread for each small op costs more than it saves; else the free
+    cores, shared out among the jobs of a parallel launcher (hydra.launcher.n_jobs)."""
+    threads = cfg.threads
     positions = cfg.batch_size * (cfg.block_size if module.model.view == "sequence" else 1)
-    set_torch_threads(cfg.threads, module.num_params * positions, cfg.one_thread_below)
-    ckpt_path = resume_checkpoint(cfg)
-    start_step = 0
-    if ckpt_path is not None:
-        ckpt = read_checkpoint(ckpt_path)
-        check_resumable(ckpt, ckpt_path, module)
-        start_step = ckpt["global_step"]
-        log.info("continuing from %s at step %d", ckpt_path, start_step)
-    # A resumed run's TensorBoard writer drops what the interrupted run logged after its checkpoint,
-    # so the curve goes on as one line instead of two overlapping ones.
-    loggers = build_loggers(cfg, purge_step=start_step if start_step else None)
-    clock = TrainingClock()
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + [clock]
-    if cfg.ema is not None:  # its on_train_batch_end runs after every optimizer step: the plan takes the one-step path
-        callbacks.append(EMAWeightAveraging(decay=cfg.ema))
-    trainer = build_trainer(cfg, module, datamodule, loggers, callbacks)
-
-    start = time.perf_counter()
-    with lightning_errors():
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-    train_time_s = time.perf_counter() - start
-
-    if trainer.fast_dev_run:
-        return fast_dev_run_report(trainer, module)
-    if not trainer.is_global_zero:  # data-parallel: one process writes the results
-        best = best_checkpoint(trainer)
-        return float(best.best_model_score) if best is not None else module.last_losses.get("val_loss", math.nan)
-    metrics = write_results(cfg, trainer, module, datamodule, train_time_s, clock.seconds, start_step)
-    return metrics["val_loss"]
+    if threads is None and module.num_params * positions < cfg.one_thread_below:
+        threads = 1
+    if threads is None and HydraConfig.initialized() and (n_jobs := HydraConfig.get().launcher.get("n_jobs")):
+        cores = os.cpu_count() or 1
+        threads = max(1, cores // (n_jobs if n_jobs > 0 else cores))
+    set_threads(threads)
 
 
 def build_trainer(
     cfg: DictConfig, module: LitLanguageModel, datamodule: CharDataModule, loggers: list[Logger], callbacks: list
 ) -> L.Trainer:
-    """Lightning's Trainer from cfg.trainer, on the path makemore.training.plan chooses for these callbacks."""
+    """Lightning's Trainer from cfg.trainer, with the run's LoopPlan choosing the path for these callbacks."""
     kwargs = trainer_kwargs(_plain(cfg.trainer))
     if not kwargs.get("enable_checkpointing", True):
         callbacks = [c for c in callbacks if not isinstance(c, Checkpoint)]
@@ -161,81 +152,70 @@ def build_trainer(
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     if isinstance(kwargs.get("profiler"), dict):
         kwargs["profiler"] = instantiate(kwargs["profiler"])
-    subclass = type(module) if type(module) is not LitLanguageModel else None
-    path = choose_path(cfg.steps_per_call, kwargs, callbacks, subclass)
-    clip, algorithm = kwargs.get("gradient_clip_val"), kwargs.get("gradient_clip_algorithm")
-    if path.steps_per_call > 1:  # the module clips: Lightning refuses clipping under manual optimization
-        kwargs.pop("gradient_clip_val", None), kwargs.pop("gradient_clip_algorithm", None)
-        module.use_path(path.steps_per_call, clip, algorithm)
-        datamodule.steps_per_call, datamodule.next_chunk = path.steps_per_call, chunk_length
+    subclass = type(module).__name__ if type(module) is not LitLanguageModel else None
+    plan = LoopPlan(cfg.steps_per_call, kwargs, callbacks, subclass)
+    module.plan = datamodule.plan = plan
+    module.automatic_optimization = not plan.multi_step
+    if plan.multi_step:  # the module clips: Lightning refuses clipping under manual optimization
+        module.clip = (kwargs.pop("gradient_clip_val", None) or None, kwargs.pop("gradient_clip_algorithm", None))
         if kwargs.get("profiler"):
-            log.info(
-                "profiler: each Lightning call runs up to %d optimizer steps, so run_training_batch and the "
-                "batch hooks count calls, not steps (steps_per_call=1 profiles Lightning's step-by-step loop)",
-                path.steps_per_call,
-            )
+            hooks = "the batch hooks count calls, not steps (steps_per_call=1 profiles Lightning's step-by-step loop)"
+            log.info("profiler: a Lightning call runs up to %d optimizer steps, so %s", plan.steps_per_call, hooks)
     else:
-        module.use_path(1)
-        datamodule.steps_per_call, datamodule.next_chunk = 1, None
-        log.info("one optimizer step per Lightning call (Lightning's automatic optimization): %s", path.reason)
+        log.info("one optimizer step per Lightning call (Lightning's automatic optimization): %s", plan.reason)
     limit_val = kwargs.get("limit_val_batches")
     if isinstance(limit_val, float) and 0.0 < limit_val < 1.0:  # a fraction of the split, not of its one batch
         datamodule.val_fraction, kwargs["limit_val_batches"] = limit_val, None
     with lightning_errors():
-        return L.Trainer(
-            **kwargs,
-            logger=loggers or False,
-            callbacks=callbacks,
-            plugins=[CheckpointWriter()],
-            use_distributed_sampler=False,
-        )
+        return L.Trainer(**kwargs, logger=loggers or False, callbacks=[plan, *callbacks, TrainingClock()],
+                         plugins=[CheckpointWriter()], use_distributed_sampler=False)  # fmt: skip
 
 
 def best_checkpoint(trainer: L.Trainer) -> ModelCheckpoint | None:
     """The callback that keeps best.ckpt (lowest val_loss), if checkpointing is on."""
-    for callback in trainer.checkpoint_callbacks:
-        if isinstance(callback, ModelCheckpoint) and callback.monitor == "val_loss":
-            return callback
-    return None
+    monitors = (c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and c.monitor == "val_loss")
+    return next(monitors, None)
 
 
-def fast_dev_run_report(trainer: L.Trainer, module: LitLanguageModel) -> float:
+def fast_dev_run_report(trainer: L.Trainer, module: LitLanguageModel, run_dir: str) -> float:
     """Lightning's fast_dev_run trains and validates a few batches and saves nothing: say that it worked."""
-    losses = module.last_losses
-    n = trainer.global_step
+    losses, n = module.last_losses, trainer.global_step
     log.info(
-        "fast_dev_run: %d training step%s and validation ran without error (train loss %.4f, val %.4f); nothing "
-        "is saved in a fast dev run (Lightning's fast_dev_run turns checkpoints and loggers off)",
-        n,
-        "" if n == 1 else "s",
-        losses.get("loss", math.nan),
-        losses.get("val_loss", math.nan),
+        "fast_dev_run: %d training step%s and validation ran without error (train loss %.4f, val %.4f); nothing is "
+        "saved in a fast dev run (Lightning's fast_dev_run turns checkpoints and loggers off; its log: %s)",
+        *(n, "" if n == 1 else "s", losses.get("loss", math.nan), losses.get("val_loss", math.nan), run_dir),
     )
     return losses.get("val_loss", math.nan)
 
 
 @contextlib.contextmanager
 def lightning_errors():
-    """What Lightning refuses in the config (a val_check_interval longer than an epoch with
-    check_val_every_n_epoch set, a GPU asked for on a machine without one, ...) as one line."""
+    """What Lightning refuses at fit time (a GPU asked for on a machine without one, ...) as one line."""
     try:
         yield
     except MisconfigurationException as e:
         raise ConfigError(f"Lightning refused the trainer settings: {' '.join(str(e).split())}") from None
+    except ValueError as e:
+        longer = re.search(r"`val_check_interval` \((\d+)\) must be less .* training batches \((\d+)\)", str(e))
+        if longer is None:
+            raise
+        raise ConfigError(
+            f"trainer.val_check_interval={longer[1]} steps is longer than an epoch ({longer[2]} steps), and "
+            "trainer.check_val_every_n_epoch counts within epochs: set trainer.val_check_interval=1.0 to validate "
+            f"once per epoch, or trainer.check_val_every_n_epoch=null to validate every {longer[1]} steps"
+        ) from None
     except RuntimeError as e:
         if "returned nan values" not in str(e):
             raise
-        first = str(e).splitlines()[0]
         raise TrainingDiverged(
-            f"trainer.detect_anomaly stopped the run: {first}; torch's warning above shows the forward call that "
-            "made it: lower optimizer.lr, or look at that operation's inputs"
+            f"trainer.detect_anomaly stopped the run: {str(e).splitlines()[0]}; torch's warning above shows the "
+            "forward call that made it: lower optimizer.lr, or look at that operation's inputs"
         ) from None
 
 
 def build_loggers(cfg: DictConfig, purge_step: int | None) -> list[Logger]:
-    """The loggers of cfg.logger (tensorboard, csv, mlflow, wandb: one or several). A resumed run's
-    TensorBoard writer drops what the interrupted run logged after its checkpoint (`purge_step`), so the
-    curve goes on as one line instead of two overlapping ones."""
+    """The loggers of cfg.logger. A resumed run's TensorBoard writer drops what the interrupted run logged after
+    its checkpoint (`purge_step`), so the curve goes on as one line instead of two overlapping ones."""
     loggers = []
     with logging_kept():  # a new MLflow database would take over the process's logging
         for logger_cfg in (cfg.get("logger") or {}).values():
@@ -244,20 +224,11 @@ def build_loggers(cfg: DictConfig, purge_step: int | None) -> list[Logger]:
     return loggers
 
 
-def write_results(
-    cfg: DictConfig,
-    trainer: L.Trainer,
-    module: LitLanguageModel,
-    datamodule: CharDataModule,
-    train_time_s: float,
-    loop_s: float,
-    start_step: int = 0,
-) -> dict[str, Any]:
-    """metrics.json (losses of best.ckpt over whole splits; of the final weights when checkpointing is off
-    or nothing was validated), the TensorBoard hparams entry, samples.txt. Times and speed are this
-    process's: a resumed run counts from `start_step`."""
-    run_dir = Path(cfg.run_dir)
-    callback = best_checkpoint(trainer)
+def write_results(cfg: DictConfig, trainer: L.Trainer, module: LitLanguageModel, datamodule: CharDataModule,
+                  train_time_s: float, start_step: int = 0) -> dict[str, Any]:  # fmt: skip
+    """metrics.json (whole-split losses of best.ckpt; of the final weights when nothing was checkpointed), the
+    loggers' final entries, samples.txt and the summary. Times and speed are this process's."""
+    run_dir, callback = Path(cfg.run_dir), best_checkpoint(trainer)
     if callback is not None and callback.best_model_path:
         best_path = Path(callback.best_model_path)
         best, best_ckpt = load_checkpoint(best_path)
@@ -266,10 +237,9 @@ def write_results(
         best_step = best_ckpt["global_step"]
     else:
         best, best_step, best_file = module.cpu().eval(), trainer.global_step, None
-    losses = {
-        f"{split}_loss": mean_nll(best.model, ctx, datamodule.eval_batch_size)
-        for split, ctx in datamodule.examples.items()
-    }
+    losses = {f"{split}_loss": mean_nll(best.model, ex, datamodule.eval_batch_size)
+              for split, ex in datamodule.examples.items()}  # fmt: skip
+    loop_s = next(c for c in trainer.callbacks if isinstance(c, TrainingClock)).seconds
     record = datamodule.record()
     metrics = {
         "model": best.hparams.model["name"],
@@ -287,20 +257,23 @@ def write_results(
         "best_ckpt": best_file,  # null: the final weights were scored (no best.ckpt)
     }
     atomic_write_json(run_dir / "metrics.json", metrics)
-    knobs = {k: cfg[k] for k in ("block_size", "emb_dim", "hidden", "batch_size", "seed")}
-    hparams = {
-        **knobs,
-        "model": _plain(cfg.model),
-        "optimizer": _plain(cfg.optimizer),
-        "scheduler": _plain(cfg.scheduler),
-        "max_steps": cfg.trainer.max_steps,
-        "tags": list(cfg.tags),
-    }
-    # The final losses under results/: their charts sort after the loss curves in TensorBoard's Scalars tab.
+    log_final(cfg, trainer, losses)
+    samples = generate(best.model, best.vocab, cfg.sample.num_samples, max_len=cfg.sample.max_len, seed=cfg.seed)
+    atomic_write_text(run_dir / "samples.txt", "\n".join(samples) + "\n")
+    log.info(summary(metrics, run_dir, samples))
+    return metrics
+
+
+def log_final(cfg: DictConfig, trainer: L.Trainer, losses: dict[str, float]) -> None:
+    """The run's knobs with its final losses: TensorBoard's HPARAMS tab, MLflow's and W&B's params and metrics.
+    The losses go under results/, whose charts sort after the loss curves."""
+    hparams = {k: cfg[k] for k in ("block_size", "emb_dim", "hidden", "batch_size", "seed")}
+    hparams |= {"model": _plain(cfg.model), "optimizer": _plain(cfg.optimizer), "scheduler": _plain(cfg.scheduler),
+                "max_steps": cfg.trainer.max_steps, "tags": list(cfg.tags)}  # fmt: skip
     results = {f"results/{k}": v for k, v in losses.items()}
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
-            logger.log_hyperparams(hparams, results)  # the HPARAMS tab shows each run's knobs with its losses
+            logger.log_hyperparams(hparams, results)
         else:
             logger.log_hyperparams(hparams)
             logger.log_metrics(results, step=trainer.global_step)
@@ -308,73 +281,52 @@ def write_results(
         if type(logger).__name__ == "WandbLogger":
             logger.experiment.finish()  # the offline run is complete; a next run in this process starts its own
 
-    samples = generate(
-        best.model,
-        best.vocab,
-        num_samples=cfg.sample.num_samples,
-        max_len=cfg.sample.max_len,
-        seed=cfg.seed,
-    )
-    atomic_write_text(run_dir / "samples.txt", "\n".join(samples) + "\n")
-    log.info(summary(metrics, run_dir, samples))
-    return metrics
-
 
 def summary(metrics: dict[str, Any], run_dir: Path, samples: list[str]) -> str:
     """The end of a run's output, for a person: what was trained, how well, how fast, and where it is."""
     speed = f", {metrics['steps_per_s']:,.0f} steps/s" if metrics["steps_per_s"] else ""
-    return "\n".join(
-        [
-            f"done: {metrics['model']} with {metrics['num_params']:,} parameters, {metrics['steps']:,} steps in "
-            f"{metrics['train_time_s']:.1f} s{speed}",
-            f"loss (nats/char, {metrics['best_ckpt'] or 'final weights'} from step {metrics['best_step']:,}): "
-            f"train {metrics['train_loss']:.4f}  val {metrics['val_loss']:.4f}  test {metrics['test_loss']:.4f}",
-            f"samples: {', '.join(samples[:10])}",
-            f"run dir: {run_dir} ({', '.join(_run_dir_contents(run_dir))})",
-        ]
-    )
-
-
-def _run_dir_contents(run_dir: Path) -> list[str]:
-    """What a person looks at in the run dir, of what this run wrote (the loggers' folders depend on logger=)."""
     parts = ["metrics.json", "samples.txt", "checkpoints/", "tensorboard/", "csv/", "wandb/"]
-    return [part for part in parts if (run_dir / part.rstrip("/")).exists()]
+    written = [part for part in parts if (run_dir / part.rstrip("/")).exists()]
+    return "\n".join([
+        f"done: {metrics['model']} with {metrics['num_params']:,} parameters, {metrics['steps']:,} steps in "
+        f"{metrics['train_time_s']:.1f} s{speed}",
+        f"loss (nats/char, {metrics['best_ckpt'] or 'final weights'} from step {metrics['best_step']:,}): "
+        f"train {metrics['train_loss']:.4f}  val {metrics['val_loss']:.4f}  test {metrics['test_loss']:.4f}",
+        f"samples: {', '.join(samples[:10])}",
+        f"run dir: {run_dir} ({', '.join(written)})",
+    ])  # fmt: skip
 
 
-TREE_SKIPPED = ("hydra", "callbacks", "lr_find", "sample")  # the run's parts only (all are in config_tree.txt)
-
-
-def config_tree(cfg: DictConfig, skip: tuple[str, ...] = ()) -> Any:
-    """The resolved config as a rich Tree: the top-level knobs, then one branch per group."""
+def show_config(cfg: DictConfig, run_dir: Path) -> None:
+    """The resolved config as a tree (top-level knobs, then a branch per group): all of it in config_tree.txt, the
+    run's parts on the console unless print_config=false."""
+    from rich.console import Console
     from rich.tree import Tree
 
-    def plain(value: Any) -> str:
-        if isinstance(value, str):
-            return value
-        return json.dumps(value) if isinstance(value, list | bool | None) else str(value)
-
-    def grow(node: Tree, mapping: dict) -> None:
+    def grow(node: Tree, mapping: dict) -> Tree:
         for key, value in mapping.items():
             if isinstance(value, dict) and value:
                 grow(node.add(f"[bold]{key}[/bold]"), value)
             else:
-                node.add(f"{key}: {plain(value)}", highlight=False)
+                node.add(f"{key}: {_text(value)}", highlight=False)
+        return node
+
+    def tree(skip: tuple[str, ...]) -> Tree:
+        root = Tree("config", guide_style="dim")
+        root.add(", ".join(f"{k}={_text(v)}" for k, v in values.items() if not isinstance(v, dict)), highlight=False)
+        return grow(root, {k: v for k, v in values.items() if isinstance(v, dict) and k not in skip})
 
     values = OmegaConf.to_container(cfg, resolve=True)
-    tree = Tree("config", guide_style="dim")
-    tree.add(", ".join(f"{k}={plain(v)}" for k, v in values.items() if not isinstance(v, dict)), highlight=False)
-    grow(tree, {k: v for k, v in values.items() if isinstance(v, dict) and k not in skip})
-    return tree
-
-
-def show_config(cfg: DictConfig, run_dir: Path) -> None:
-    """Save the whole config as a tree in config_tree.txt and, unless print_config=false, print the run's parts."""
-    from rich.console import Console
-
     with (run_dir / "config_tree.txt").open("w") as f:
-        Console(file=f, width=120, color_system=None).print(config_tree(cfg))
+        Console(file=f, width=120, color_system=None).print(tree(()))
     if cfg.get("print_config", True):
-        Console(width=120).print(config_tree(cfg, skip=TREE_SKIPPED))
+        Console(width=120).print(tree(("hydra", "callbacks", "lr_find", "sample")))  # the run's parts only
+
+
+def _text(value: Any) -> str:
+    return (
+        value if isinstance(value, str) else json.dumps(value) if isinstance(value, list | bool | None) else str(value)
+    )
 
 
 def resume_checkpoint(cfg: DictConfig) -> Path | None:
