@@ -66,6 +66,9 @@ def describe_config_error(error: BaseException) -> str:
     text = str(error).split("Config search path:")[0]  # Hydra's list of where it looked: noise to a user
     skip = ("full_key:", "object_type", "reference_type", "Set the environment variable HYDRA_FULL_ERROR")
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith(skip)]
+    if "mismatched input '='" in text:  # a value with '=' in it, as Lightning's epoch=0-step=500.ckpt
+        keys = [arg.split("=")[0] for arg in sys.argv[1:] if arg.count("=") > 1]
+        lines += [f"(a value holding '=' must be quoted: {key}='...')" for key in keys[:1]]
     return " ".join(lines).removeprefix("In 'train': ")
 
 

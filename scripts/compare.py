@@ -14,6 +14,12 @@ from makemore.io import atomic_write_text
 from makemore.plots import family_figure, save_figure
 
 
+def fail(message: str) -> None:
+    """One line on stderr and exit status 2, as every makemore tool refuses."""
+    print(f"compare: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", type=Path, nargs="+", help="run directories, or sweep directories")
@@ -24,7 +30,7 @@ def main() -> None:
         rows = family_rows(args.runs)
         heading = data_line(rows, mixed=args.mixed)
     except MakemoreError as e:
-        sys.exit(f"compare: error: {e}")
+        fail(f"{e}")
     text = f"{heading}\n\n{markdown(rows, data_column=is_mixed(rows))}"
     figure = family_figure(rows, subtitle=heading)  # drawn before anything is written
     print(text, end="")
@@ -32,7 +38,7 @@ def main() -> None:
         atomic_write_text(args.out / "compare.md", text)
         save_figure(figure, args.out / "compare.png")
     except OSError as e:
-        sys.exit(f"compare: error: cannot write into {args.out}: {e.strerror or e}; pass a writable --out")
+        fail(f"cannot write into {args.out}: {e.strerror or e}; pass a writable --out")
     print(f"written: {args.out / 'compare.md'}, {args.out / 'compare.png'}")
 
 

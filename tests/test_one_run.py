@@ -174,3 +174,26 @@ def test_a_full_disk_ends_the_run_in_one_line_and_leaves_loadable_checkpoints(na
             load_checkpoint(ckpt)
     finally:
         subprocess.run(["umount", str(disk)])
+
+
+def test_smaller_habits_each_get_one_line(names_path, tmp_path):
+    """A Lightning file name unquoted, bad data, compare.py refusing: one line each (exit 2), no run dir left."""
+    from .conftest import run_script
+
+    unquoted = run_script("train.py", "ckpt_path=/tmp/epoch=0-step=500.ckpt")
+    assert unquoted.returncode == 2 and "must be quoted: ckpt_path='...'" in unquoted.stderr
+    binary = tmp_path / "binary.txt"
+    binary.write_bytes(b"ab\x00c\n")
+    bad = run_script("train.py", f"data.path={binary}", f"outputs_dir={tmp_path / 'out'}", "print_config=false")
+    assert bad.returncode == 2 and "looks binary" in bad.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*"))  # no run dir behind
+    refused = run_script("compare.py", str(tmp_path / "nothing"))
+    assert refused.returncode == 2 and refused.stderr.startswith("compare: error:")
+
+
+def test_early_stopping_says_it_ended_the_run(names_path, tmp_path, caplog):
+    stop = ["+callbacks.es._target_=lightning.pytorch.callbacks.EarlyStopping", "+callbacks.es.monitor=val_loss",
+            "+callbacks.es.patience=0", "+callbacks.es.min_delta=1.0", "trainer.min_epochs=0"]  # fmt: skip
+    metrics = fit(names_path, tmp_path / "r", *stop, "trainer.max_steps=1000", "val_every=100", "hidden=8")
+    assert metrics["steps"] == 200  # the second validation did not improve by 1.0
+    assert "early stopping: EarlyStopping on val_loss ended the run at step 200" in caplog.text

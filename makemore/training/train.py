@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate, to_absolute_path
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Checkpoint, EarlyStopping, EMAWeightAveraging, ModelCheckpoint, ProgressBar
@@ -22,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from makemore.config import trainer_kwargs
 from makemore.data.datamodule import CharDataModule
-from makemore.errors import ConfigError, TrainingDiverged, first_process
+from makemore.errors import ConfigError, MakemoreError, TrainingDiverged, first_process
 from makemore.evaluation import mean_nll
 from makemore.io import atomic_write_json, atomic_write_text
 from makemore.models import model_class
@@ -33,7 +35,7 @@ from makemore.threads import set_threads
 from makemore.training.callbacks import TrainingClock
 from makemore.training.checkpoint import CheckpointWriter, check_resumable, load_checkpoint, read_checkpoint
 from makemore.training.module import LitLanguageModel
-from makemore.training.plan import LoopPlan
+from makemore.training.plan import LoopPlan, plan_of
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +56,23 @@ def train(cfg: DictConfig) -> float:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     if torch.cuda.is_available():
         torch.set_float32_matmul_precision(cfg.matmul_precision)
-    datamodule = prepare_datamodule(cfg)
-    module = build_module(cfg, datamodule)
+    try:
+        datamodule = prepare_datamodule(cfg)
+        module = build_module(cfg, datamodule)
+        ckpt_path, start_step = resume_checkpoint(cfg), 0
+        if ckpt_path is not None:
+            ckpt = read_checkpoint(ckpt_path)
+            check_resumable(ckpt, ckpt_path, module)
+            start_step = ckpt["global_step"]
+            log.info("continuing from %s at step %d", ckpt_path, start_step)
+    except MakemoreError:  # refused before training: a new run dir holds nothing to keep
+        in_sweep = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN  # its failed row
+        if first_process() and not in_sweep and not cfg.resume and not (Path(cfg.run_dir) / "checkpoints").exists():
+            shutil.rmtree(cfg.run_dir, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                Path(cfg.run_dir).parent.rmdir()  # the date's folder, if this was its only run
+        raise
     set_torch_threads(cfg, module)
-    ckpt_path = resume_checkpoint(cfg)
-    start_step = 0
-    if ckpt_path is not None:
-        ckpt = read_checkpoint(ckpt_path)
-        check_resumable(ckpt, ckpt_path, module)
-        start_step = ckpt["global_step"]
-        log.info("continuing from %s at step %d", ckpt_path, start_step)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     if cfg.ema is not None:  # acts after every optimizer step: the one-step path
         callbacks.append(EMAWeightAveraging(decay=cfg.ema))
@@ -72,8 +81,9 @@ def train(cfg: DictConfig) -> float:
     with lightning_errors():
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     train_time_s = time.perf_counter() - start
-    for stopper in (c for c in trainer.callbacks if isinstance(c, EarlyStopping) and c.stopped_epoch):
-        log.info("early stopping: %s on %s ended the run at step %d", type(stopper).__name__, stopper.monitor,
+    stoppers = [c for c in trainer.callbacks if isinstance(c, EarlyStopping) and c.wait_count >= c.patience]
+    if stoppers and trainer.should_stop and trainer.global_step < plan_of(trainer).total_steps:
+        log.info("early stopping: %s on %s ended the run at step %d", type(stoppers[0]).__name__, stoppers[0].monitor,
                  trainer.global_step)  # fmt: skip
     if trainer.fast_dev_run:
         return fast_dev_run_report(trainer, module, cfg.run_dir)
@@ -260,7 +270,8 @@ def write_results(cfg: DictConfig, trainer: L.Trainer, module: LitLanguageModel,
     log_final(cfg, trainer, losses)
     samples = generate(best.model, best.vocab, cfg.sample.num_samples, max_len=cfg.sample.max_len, seed=cfg.seed)
     atomic_write_text(run_dir / "samples.txt", "\n".join(samples) + "\n")
-    log.info(summary(metrics, run_dir, samples))
+    stores = [str(c.tracking_uri) for c in (cfg.get("logger") or {}).values() if c.get("tracking_uri")]
+    log.info(summary(metrics, run_dir, samples, stores))
     return metrics
 
 
@@ -282,7 +293,7 @@ def log_final(cfg: DictConfig, trainer: L.Trainer, losses: dict[str, float]) -> 
             logger.experiment.finish()  # the offline run is complete; a next run in this process starts its own
 
 
-def summary(metrics: dict[str, Any], run_dir: Path, samples: list[str]) -> str:
+def summary(metrics: dict[str, Any], run_dir: Path, samples: list[str], stores: list[str] = ()) -> str:
     """The end of a run's output, for a person: what was trained, how well, how fast, and where it is."""
     speed = f", {metrics['steps_per_s']:,.0f} steps/s" if metrics["steps_per_s"] else ""
     parts = ["metrics.json", "samples.txt", "checkpoints/", "tensorboard/", "csv/", "wandb/"]
@@ -293,7 +304,7 @@ def summary(metrics: dict[str, Any], run_dir: Path, samples: list[str]) -> str:
         f"loss (nats/char, {metrics['best_ckpt'] or 'final weights'} from step {metrics['best_step']:,}): "
         f"train {metrics['train_loss']:.4f}  val {metrics['val_loss']:.4f}  test {metrics['test_loss']:.4f}",
         f"samples: {', '.join(samples[:10])}",
-        f"run dir: {run_dir} ({', '.join(written)})",
+        f"run dir: {run_dir} ({', '.join(written)})" + "".join(f"; tracking store: {s}" for s in stores),
     ])  # fmt: skip
 
 
