@@ -2,8 +2,6 @@
 
 import os
 
-import torch
-
 
 def free_cores() -> int:
     """Usable cores (the affinity mask: a container's or taskset's share) minus the 1-minute load average, at
@@ -11,10 +9,3 @@ def free_cores() -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     return max(1, min(cores, round(cores - busy)))
-
-
-def set_threads(threads: int | None) -> int:
-    """`threads`, or the free cores; returns what was set."""
-    threads = threads or free_cores()
-    torch.set_num_threads(threads)
-    return threads

@@ -106,7 +106,8 @@ def free_port() -> int:
 @pytest.mark.slow  # starts MLflow's web server
 def test_mlflow_ui_serves_the_run(tracked):
     port = free_port()
-    mlflow = shutil.which("mlflow") or str(Path(sys.executable).parent / "mlflow")
+    beside = Path(sys.executable).parent / "mlflow"  # this environment's MLflow (a venv's bin/ need not be on PATH)
+    mlflow = str(beside) if beside.exists() else shutil.which("mlflow")
     server = subprocess.Popen(
         [mlflow, "ui", "--backend-store-uri", tracked["uri"], "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.DEVNULL,

@@ -78,13 +78,10 @@ class ContextSet:
         self.stream = stream  # (L,) ids, as encode_items gives them
         self.positions = positions  # (N,) int64
         self.block_size = block_size
+        self.num_targets = len(positions)  # one per example
         self._window = torch.arange(-block_size, 0)  # (T,) offsets of a context before its target
 
     def __len__(self) -> int:
-        return len(self.positions)
-
-    @property
-    def num_targets(self) -> int:
         return len(self.positions)
 
     def __getitem__(self, ix: Tensor | slice) -> tuple[Tensor, Tensor]:

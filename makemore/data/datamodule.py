@@ -151,11 +151,13 @@ class CharDataModule(L.LightningDataModule):
                 f"{self.path} changed while it was being prepared and read (is something still writing or "
                 "downloading it?); rerun once the file is complete"
             )
-        self.vocab = Vocabulary.from_items(items)
+        self.vocab = Vocabulary(sorted(set("".join(items))))
         self.items = make_splits(items, self.split, self.split_seed, self.overfit_items)
         self.examples = {
             name: build_examples(self.view, self.items[name], self.vocab, self.block_size) for name in SPLIT_NAMES
         }
+        # targets per split: the same for every view and model (182625 / 22655 / 22866 on names.txt)
+        self.split_sizes = {name: examples.num_targets for name, examples in self.examples.items()}
 
     def record(self) -> dict[str, Any]:
         """What a checkpoint stores to find this data and its split again."""
@@ -166,11 +168,6 @@ class CharDataModule(L.LightningDataModule):
             "split_seed": self.split_seed,
             "overfit_items": self.overfit_items,
         }
-
-    @property
-    def split_sizes(self) -> dict[str, int]:
-        """Targets per split: the same for every view and model (182625 / 22655 / 22866 on names.txt)."""
-        return {name: examples.num_targets for name, examples in self.examples.items()}
 
     @property
     def eval_chunk(self) -> int:

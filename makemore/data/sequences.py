@@ -25,13 +25,10 @@ class SequenceSet:
         self.lengths = lengths  # (W,) int64, 1..T
         self.block_size = block_size
         self._offsets = torch.arange(block_size + 1)  # (T+1,)
+        self.num_targets = int(lengths.sum())
 
     def __len__(self) -> int:
         return len(self.starts)
-
-    @property
-    def num_targets(self) -> int:
-        return int(self.lengths.sum())
 
     def __getitem__(self, ix: Tensor | slice) -> tuple[Tensor, Tensor]:
         """Windows at `ix` (indices of any shape S, or a slice: [:] is all): inputs and targets (*S, T), int64."""

@@ -17,15 +17,11 @@ class Vocabulary:
             raise ValueError("vocabulary characters must be sorted and unique")
         self.chars: list[str] = list(chars)
         self.stoi: dict[str, int] = {c: i + 1 for i, c in enumerate(self.chars)}
+        self.size = len(self.chars) + 1  # token ids, the boundary included (27 for names.txt)
 
     @classmethod
     def from_items(cls, items: Iterable[str]) -> "Vocabulary":
         return cls(sorted(set("".join(items))))
-
-    @property
-    def size(self) -> int:
-        """Number of token ids, the boundary included (27 for names.txt)."""
-        return len(self.chars) + 1
 
     def encode(self, item: str) -> list[int]:
         return [self.stoi[c] for c in item]

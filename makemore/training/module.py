@@ -38,6 +38,7 @@ class LitLanguageModel(L.LightningModule):
         self.save_hyperparameters(logger=False)
         self.vocab = Vocabulary(vocab)
         self.model = build_model(model, self.vocab.size)
+        self.num_params = sum(p.numel() for p in self.model.parameters())
         self.manual_backward_pass = model.get("backward") == "manual"  # the model's hand-derived gradients
         # A mean loss this far above the uniform model's ln(V) is divergence, not learning.
         self.divergence_loss = divergence_factor * math.log(self.vocab.size)
@@ -54,10 +55,6 @@ class LitLanguageModel(L.LightningModule):
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         return self.model(idx)
-
-    @property
-    def num_params(self) -> int:
-        return sum(p.numel() for p in self.model.parameters())
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = build_optimizer(self.hparams.optimizer, self.model)

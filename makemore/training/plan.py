@@ -55,16 +55,10 @@ class LoopPlan(L.Callback):
         if per_step := [type(c).__name__ for c in callbacks if _acts_per_step(c)]:
             reasons.append(f"{', '.join(per_step)} acts on every training batch")
         self.steps_per_call = 1 if reasons else steps_per_call
+        self.multi_step = self.steps_per_call > 1
         self.reason = "; ".join(reasons) or None
-        self.trainer: L.Trainer | None = None
+        self.trainer: L.Trainer | None = None  # the Trainer built with it
         self.total_steps: float = 0  # the steps this run will take (Lightning's estimated_stepping_batches)
-
-    @property
-    def multi_step(self) -> bool:
-        return self.steps_per_call > 1
-
-    def setup(self, trainer: L.Trainer, *_: Any, **__: Any) -> None:
-        self.trainer = trainer
 
     def on_train_start(self, trainer: L.Trainer, *_: Any) -> None:
         self.total_steps = trainer.estimated_stepping_batches

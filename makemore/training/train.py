@@ -2,6 +2,7 @@
 
 import contextlib
 import fcntl
+import functools
 import json
 import logging
 import math
@@ -31,7 +32,7 @@ from makemore.models import model_class
 from makemore.resolvers import run_label
 from makemore.sampling import generate
 from makemore.third_party_noise import logging_kept, quiet_third_party_output
-from makemore.threads import set_threads
+from makemore.threads import free_cores
 from makemore.training.callbacks import TrainingClock
 from makemore.training.checkpoint import CheckpointWriter, check_resumable, load_checkpoint, read_checkpoint
 from makemore.training.module import LitLanguageModel
@@ -40,8 +41,7 @@ from makemore.training.plan import LoopPlan, plan_of
 log = logging.getLogger(__name__)
 
 
-def _plain(cfg: DictConfig) -> Any:
-    return OmegaConf.to_container(cfg, resolve=True)
+_plain = functools.partial(OmegaConf.to_container, resolve=True)  # a config node as plain values
 
 
 def train(cfg: DictConfig) -> float:
@@ -59,7 +59,10 @@ def train(cfg: DictConfig) -> float:
     try:
         datamodule = prepare_datamodule(cfg)
         module = build_module(cfg, datamodule)
-        ckpt_path, start_step = resume_checkpoint(cfg), 0
+        ckpt_path, start_step = None, 0  # a fresh run; else ckpt_path, or resume's last.ckpt
+        if cfg.get("resume") or cfg.get("ckpt_path"):
+            given = Path(cfg.resume) / "checkpoints" / "last.ckpt" if cfg.get("resume") else Path(cfg.ckpt_path)
+            ckpt_path = Path(to_absolute_path(str(given)))
         if ckpt_path is not None:
             ckpt = read_checkpoint(ckpt_path)
             check_resumable(ckpt, ckpt_path, module)
@@ -148,7 +151,7 @@ def set_torch_threads(cfg: DictConfig, module: LitLanguageModel) -> None:
     if threads is None and HydraConfig.initialized() and (n_jobs := HydraConfig.get().launcher.get("n_jobs")):
         cores = os.cpu_count() or 1
         threads = max(1, cores // (n_jobs if n_jobs > 0 else cores))
-    set_threads(threads)
+    torch.set_num_threads(threads or free_cores())
 
 
 def build_trainer(
@@ -177,8 +180,10 @@ def build_trainer(
     if isinstance(limit_val, float) and 0.0 < limit_val < 1.0:  # a fraction of the split, not of its one batch
         datamodule.val_fraction, kwargs["limit_val_batches"] = limit_val, None
     with lightning_errors():
-        return L.Trainer(**kwargs, logger=loggers or False, callbacks=[plan, *callbacks, TrainingClock()],
+        trainer = L.Trainer(**kwargs, logger=loggers or False, callbacks=[plan, *callbacks, TrainingClock()],
                          plugins=[CheckpointWriter()], use_distributed_sampler=False)  # fmt: skip
+    plan.trainer = trainer
+    return trainer
 
 
 def best_checkpoint(trainer: L.Trainer) -> ModelCheckpoint | None:
@@ -314,34 +319,24 @@ def show_config(cfg: DictConfig, run_dir: Path) -> None:
     from rich.console import Console
     from rich.tree import Tree
 
-    def grow(node: Tree, mapping: dict) -> Tree:
+    def grow(node: Tree, mapping: dict, skip: tuple[str, ...] | None = None) -> Tree:
+        """`mapping` under `node`; at the root (`skip` given) the knobs in one line, then the groups but `skip`."""
+        text = {k: json.dumps(v) if isinstance(v, list | bool | None) else str(v) for k, v in mapping.items()}
+        if skip is not None:
+            node.add(
+                ", ".join(f"{k}={text[k]}" for k, v in mapping.items() if not isinstance(v, dict)), highlight=False
+            )
+            mapping = {k: v for k, v in mapping.items() if isinstance(v, dict) and k not in skip}
         for key, value in mapping.items():
             if isinstance(value, dict) and value:
                 grow(node.add(f"[bold]{key}[/bold]"), value)
             else:
-                node.add(f"{key}: {_text(value)}", highlight=False)
+                node.add(f"{key}: {text[key]}", highlight=False)
         return node
-
-    def tree(skip: tuple[str, ...]) -> Tree:
-        root = Tree("config", guide_style="dim")
-        root.add(", ".join(f"{k}={_text(v)}" for k, v in values.items() if not isinstance(v, dict)), highlight=False)
-        return grow(root, {k: v for k, v in values.items() if isinstance(v, dict) and k not in skip})
 
     values = OmegaConf.to_container(cfg, resolve=True)
     with (run_dir / "config_tree.txt").open("w") as f:
-        Console(file=f, width=120, color_system=None).print(tree(()))
+        Console(file=f, width=120, color_system=None).print(grow(Tree("config", guide_style="dim"), values, ()))
     if cfg.get("print_config", True):
-        Console(width=120).print(tree(("hydra", "callbacks", "lr_find", "sample")))  # the run's parts only
-
-
-def _text(value: Any) -> str:
-    return (
-        value if isinstance(value, str) else json.dumps(value) if isinstance(value, list | bool | None) else str(value)
-    )
-
-
-def resume_checkpoint(cfg: DictConfig) -> Path | None:
-    """The checkpoint a run continues from: ckpt_path, resume's last.ckpt, or None for a fresh run."""
-    if cfg.get("resume"):
-        return Path(to_absolute_path(cfg.resume)) / "checkpoints" / "last.ckpt"
-    return Path(to_absolute_path(cfg.ckpt_path)) if cfg.get("ckpt_path") else None
+        parts = grow(Tree("config", guide_style="dim"), values, ("hydra", "callbacks", "lr_find", "sample"))
+        Console(width=120).print(parts)  # the run's parts only
