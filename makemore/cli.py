@@ -25,8 +25,8 @@ CONFIG_GROUPS = sorted(p.name for p in (Path(__file__).resolve().parents[1] / "c
 
 
 def report_user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """A single run exits with the message and the error's status (2; 128 + signal when interrupted); a multirun's
-    job logs one line, records it for the sweep summary and returns NaN (a failed Optuna trial), so others run."""
+    """A single run exits with the message and the error's status; a multirun's job logs it, records it for the
+    summary and returns NaN (a failed Optuna trial), so the others run."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -49,8 +49,7 @@ def report_user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def describe_config_error(error: BaseException) -> str:
-    """Hydra's and OmegaConf's multi-line reports as one line; an unknown key says so and how to list keys; a full
-    disk (anywhere: a logger's files, a picture) names the file and how to continue."""
+    """Hydra's and OmegaConf's reports, or a full disk, as one line saying what to do."""
     if isinstance(error, OSError):
         where = HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else "<run dir>"
         return (
@@ -73,9 +72,8 @@ def describe_config_error(error: BaseException) -> str:
 
 
 def run(main: Callable[[], Any]) -> None:
-    """Call a @hydra.main entry point: `GROUP=null` drops a group as `~GROUP` does, `+GROUP=option` for a group in
-    the defaults list says to drop the +, and Hydra's own errors (an unknown key, an override it cannot parse, a
-    missing config option) are one line and exit status 2 instead of Hydra's report."""
+    """Call a @hydra.main entry point: `GROUP=null` drops a group as `~GROUP` does, `+GROUP=option` of a group in the
+    defaults list is refused, and Hydra's errors are one line and exit status 2."""
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra then raises its errors instead of printing them itself
     for i, arg in enumerate(sys.argv[1:], 1):
         key, _, value = arg.partition("=")
@@ -90,8 +88,7 @@ def run(main: Callable[[], Any]) -> None:
 
 
 def expand_resume(argv: list[str]) -> list[str]:
-    """`resume=DIR` -> the overrides DIR's run was started with, `hydra.run.dir=DIR`, then the given arguments (a later
-    override of a key wins): the run goes on with its own config, in its own directory, with nothing retyped."""
+    """`resume=DIR` -> DIR's run's overrides, `hydra.run.dir=DIR`, then the given arguments (a later one wins)."""
     given = [a for a in argv[1:] if a.startswith("resume=")]
     if not given:
         return argv

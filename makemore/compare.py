@@ -1,6 +1,5 @@
-"""The family table: finished runs of any models side by side, read back from their run directories. Losses are
-comparable only over the same targets, so runs on different data (metrics.json records the file's path and sha256,
-and the targets per split) are refused unless asked for (`mixed`), when a column says which data each run had."""
+"""The family table: finished runs side by side, from their run directories; runs on different data are refused
+unless `mixed`, when a column says which data each run had."""
 
 import json
 import os
@@ -23,9 +22,8 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def family_rows(paths: list[Path]) -> list[dict[str, Any]]:
-    """One row per run or ensemble, lowest val loss first, from each path's metrics.json, an ensemble's eval.json
-    (scripts/eval.py ckpt='[...]'; the file itself may be given) or the metrics.json of a sweep directory's jobs.
-    row["data"] is the data record (path, sha256) with its targets per split, or None for a run that records none."""
+    """One row per run or ensemble, lowest val loss first, from metrics.json, an ensemble's eval.json or a sweep's
+    jobs; row["data"] is the data record with its targets per split, or None."""
     files = []
     for path in paths:
         if "members" in _read(path):
@@ -68,8 +66,7 @@ def is_mixed(rows: list[dict[str, Any]]) -> bool:
 
 
 def data_line(rows: list[dict[str, Any]], mixed: bool = False) -> str:
-    """The line above the table: "data: <path> (N train / N val / N test targets)". Runs on different data are a
-    MakemoreError naming the first two that differ and the fix, or with `mixed` a line saying so."""
+    """The line "data: <path> (N train / N val / N test targets)"; runs on different data are refused unless `mixed`."""
     first = rows[0]
     if is_mixed(rows) and mixed:
         kinds = len({_identity(row["data"]) for row in rows})
@@ -87,8 +84,7 @@ def data_line(rows: list[dict[str, Any]], mixed: bool = False) -> str:
 
 
 def markdown(rows: list[dict[str, Any]], data_column: bool = False) -> str:
-    """The family table; `data_column` adds each run's data (for runs on different data): its path, and its sha256
-    where runs on different data share a path (the file changed between them)."""
+    """The family table; `data_column` adds each run's data path (and sha256 where differing data share a path)."""
     cells = [[cell(c, row[c], sep=",") for c in COLUMNS] for row in rows]
     if not data_column:
         return markdown_table(HEADERS, cells)

@@ -42,9 +42,8 @@ KEPT = {"use_distributed_sampler": False, "reload_dataloaders_every_n_epochs": 0
 
 
 def validate_config(cfg: DictConfig, job: bool = False) -> None:
-    """Refuse a bad train config in one line naming the key, its value and its range, before data is read: its own
-    keys and the rules between them here, the parts it builds in check_parts. `job`: in a sweep's task
-    (validate_job), where a bad job is a failed row; a single run was checked by CheckConfigFirst."""
+    """Refuse a bad train config in one line before data is read; `job`: in a sweep's task (validate_job), where a
+    bad job is a failed row (a single run was checked by CheckConfigFirst)."""
     if job and HydraConfig.get().mode != RunMode.MULTIRUN:
         return
     from makemore import schema
@@ -97,9 +96,7 @@ validate_job = functools.partial(validate_config, job=True)
 
 
 def check_parts(values: dict[str, Any], raw: dict[str, Any]) -> None:
-    """The trainer, the model and its optimizer: each by makemore's refusals and its part's schema, then by its own
-    constructor (nothing runs or is written): the model's rules (heads divide emb_dim), torch's optimizers' ranges
-    (momentum >= 0), Lightning's Trainer's (a GPU to run on)."""
+    """The trainer, model and optimizer: by makemore's refusals and schemas, then by their own constructors."""
     import lightning.pytorch as pl
     import torch
     from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -138,8 +135,7 @@ def check_parts(values: dict[str, Any], raw: dict[str, Any]) -> None:
             cls(params, **{k: v for k, v in optimizer.items() if k in inspect.signature(cls).parameters})
         except ValueError as e:
             raise ConfigError(f"optimizer={optimizer['name']}: torch.optim.{name} refuses its settings: {e}") from None
-    # not deterministic and benchmark, switches for the whole process: the run's Trainer sets them
-    kwargs = {k: v for k, v in trainer.items() if k not in ("deterministic", "benchmark")}
+    kwargs = {k: v for k, v in trainer.items() if k not in ("deterministic", "benchmark")}  # process-wide: the run's
     disabled = logging.root.manager.disable
     logging.disable(logging.WARNING)  # its notes (GPU available ...) are the run's to say
     try:
@@ -153,9 +149,7 @@ def check_parts(values: dict[str, Any], raw: dict[str, Any]) -> None:
 
 
 def trainer_kwargs(trainer: dict[str, Any]) -> dict[str, Any]:
-    """cfg.trainer as Lightning's Trainer takes it: a float val_check_interval is a fraction of an epoch, which
-    Lightning counts per epoch (check_val_every_n_epoch 1, its default; makemore's null counts steps across
-    epochs, which a whole-number interval needs when it is longer than an epoch)."""
+    """cfg.trainer as Lightning takes it: a float val_check_interval needs check_val_every_n_epoch 1, not null."""
     kwargs = {k: v for k, v in trainer.items() if k != "_target_"}
     if isinstance(kwargs.get("val_check_interval"), float) and kwargs.get("check_val_every_n_epoch") is None:
         kwargs["check_val_every_n_epoch"] = 1
@@ -177,9 +171,7 @@ check_eval_options = functools.partial(_check_tool_options, options="EvalOptions
 
 
 class CheckConfigFirst(Callback):
-    """Hydra creates the run dir before the task starts; this runs before that, so a bad config leaves nothing
-    behind, an output dir that can't be written is one clear line, and two runs started in the same second get
-    a dir each (the default dir is claimed with an exclusive mkdir; the later one gets a suffix: ..._1)."""
+    """Before Hydra makes the run dir: a bad config leaves nothing, same-second runs get a dir each (..._1)."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
@@ -206,8 +198,7 @@ def _given(config: DictConfig) -> list[str]:
 
 
 def _claim(config: DictConfig, kind: str, given: list[str]) -> None:
-    """Create hydra.<kind>.dir; the default (time-stamped) one exclusively, taking the next free suffix when another
-    run made it first. A dir the user names (hydra.run.dir=, resume=) is theirs to reuse."""
+    """Create hydra.<kind>.dir: the default one exclusively (next free suffix), a dir the user names for reuse."""
     path = Path(config.hydra[kind].dir)
     try:
         if f"hydra.{kind}.dir" in given:

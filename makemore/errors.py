@@ -47,8 +47,7 @@ def first_process() -> bool:
 
 
 def exit_with(error: MakemoreError) -> NoReturn:
-    """The one way a user error ends a command: `makemore: error: ...` on stderr and the error's status. A
-    data-parallel worker exits silently: its processes decide alike, and the first one says it."""
+    """End a command with `makemore: error: ...` on stderr and the error's status (only the first process says it)."""
     if first_process():
         newline = "\n" if sys.stderr.isatty() else ""  # off the end of a progress bar's line
         print(f"{newline}makemore: error: {error}", file=sys.stderr)

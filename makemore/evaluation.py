@@ -1,6 +1,4 @@
-"""Exact full-split losses in nats per character (and bits, perplexity) over every character and the end of every
-item, each once, of a model or an ensemble: p(c | prefix) = (1/M) sum_m p_m(c | prefix), each member in its own
-view of the same prefix (members may be different families), so its loss is directly comparable with theirs."""
+"""Exact full-split losses of a model or an ensemble (of any families): p(c | prefix) = (1/M) sum_m p_m(c | prefix)."""
 
 import json
 import math
@@ -25,8 +23,7 @@ def next_char_nll(logits: Tensor, targets: Tensor, reduction: str = "mean") -> T
 
 @torch.no_grad()
 def target_log_probs(model: nn.Module, examples: Examples, chunk_size: int = 65536) -> tuple[Tensor, Tensor]:
-    """log p(target | its prefix) of every scored target as float64 in stream order (the same in either view), and
-    the target ids; at most `chunk_size` targets' logits at once (a window holds block_size), to bound memory."""
+    """log p(target | prefix) of every scored target (float64, stream order) and the targets, `chunk_size` at once."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -56,8 +53,7 @@ def mean_of_probabilities(log_probs: Tensor) -> Tensor:
 def split_log_probs(
     models: Sequence[nn.Module], vocab: Vocabulary, record: dict | None, data_path: str | Path | None, chunk_size: int
 ) -> tuple[Path, dict[str, Tensor]]:
-    """Each split's target_log_probs (M, N) of M models; the split recomputed from a checkpoint's data `record`, or
-    from `data_path` (another file of the models' characters) with the recorded fractions and seed."""
+    """Each split's target_log_probs (M, N) of M models, on the recorded data or `data_path` split as recorded."""
     path, splits = recorded_splits(record, data_path)
     if unknown := vocab.unknown_chars(item for split in splits.values() for item in split):
         raise DataError(
@@ -98,8 +94,7 @@ def evaluate_ensemble(modules: list[Any], data_path: str | Path | None = None, c
 
 
 def check_members(paths: list[Path], modules: list[Any]) -> None:
-    """Ensemble members share the vocabulary (ids mean the same characters) and data and split (the same held-out
-    items): else one line naming the first member that differs."""
+    """Refuse members that differ from the first in vocabulary or data and split."""
     first, first_data = modules[0], modules[0].hparams.data or {}
     for path, module in zip(paths[1:], modules[1:], strict=True):
         data = module.hparams.data or {}
@@ -116,8 +111,7 @@ def check_members(paths: list[Path], modules: list[Any]) -> None:
 
 
 def ensemble_row(members: list[dict[str, Any]], scores: dict[str, Any], data: dict[str, Any] | None) -> dict[str, Any]:
-    """The ensemble as a run of compare.py's table: its losses, the members' parameters, steps and training time
-    added up (a member's time read from its run's metrics.json, if there), and the data record."""
+    """The ensemble as a row of compare.py's table: its losses, the members' parameters, steps and time added up."""
     runs = [Path(m["ckpt"]).parent.parent / "metrics.json" for m in members]
     times = [json.loads(run.read_text()).get("train_time_s") if run.is_file() else None for run in runs]
     kinds = sorted({m["model"] for m in members})

@@ -1,5 +1,4 @@
-"""The seed's learning-rate sweep, run by Lightning's Tuner.lr_find: lr from min_lr to max_lr
-exponentially over num_training minibatch steps, loss recorded at each."""
+"""The learning-rate sweep: Lightning's Tuner.lr_find, min_lr to max_lr exponentially over num_training steps."""
 
 import contextlib
 import logging
@@ -23,16 +22,10 @@ log = logging.getLogger(__name__)
 
 
 def steepest_descent_lr(lrs: list[float], losses: list[float], skip_begin: int) -> float | None:
-    """The lr where the smoothed loss falls fastest per decade of lr.
-
-    Lightning's own suggestion differentiates against the lr itself, which on an exponential sweep
-    always favours the smallest lrs; the notebook reads its plot against log10(lr), and so does this.
-    The first `skip_begin` points are the smoothing's warm-up and the recovery from the init.
-    """
-    lr = torch.tensor(lrs[skip_begin:-1], dtype=torch.float64)
-    loss = torch.tensor(losses[skip_begin:-1], dtype=torch.float64)
-    finite = torch.isfinite(loss)
-    lr, loss = lr[finite], loss[finite]
+    """The lr where the smoothed loss falls fastest per decade of lr (Lightning's, per unit lr, favours the smallest),
+    after the first `skip_begin` points (the smoothing's warm-up and the recovery from the init)."""
+    lr, loss = (torch.tensor(v[skip_begin:-1], dtype=torch.float64) for v in (lrs, losses))
+    lr, loss = lr[torch.isfinite(loss)], loss[torch.isfinite(loss)]
     if len(loss) < 2:
         return None
     slope = torch.gradient(loss, spacing=[lr.log10()])[0]
@@ -53,45 +46,29 @@ class _WithoutBar:
 
 
 def find_lr(cfg: DictConfig) -> float | None:
-    """Sweep, then write lr_find.png and lr_find.json into cfg.run_dir (and the figure to TensorBoard);
-    returns the suggested lr, None if the loss never falls."""
+    """Sweep, write lr_find.png and lr_find.json into cfg.run_dir (the figure also to TensorBoard); return the
+    suggested lr, None if the loss never falls."""
     quiet_third_party_output()
-    run_dir = Path(cfg.run_dir)
-    settings = cfg.lr_find
+    run_dir, settings = Path(cfg.run_dir), cfg.lr_find
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = prepare_datamodule(cfg)
     module = build_module(cfg, datamodule)
     module.stop_on_divergence = False  # the sweep runs into divergence; the Tuner stops at early_stop_threshold
-    settings_of_run = {  # one step per call (no plan: the Tuner replaces the callbacks), the lr rising per step
-        "logger": False,
-        "callbacks": [],
-        "enable_checkpointing": False,
-        "limit_val_batches": 0,
-        "val_check_interval": None,
-        "enable_progress_bar": False,
-        "use_distributed_sampler": False,
-    }
+    # one step per call (no plan: the Tuner replaces the callbacks), the lr rising per step
+    settings_of_run = dict(logger=False, callbacks=[], enable_checkpointing=False, limit_val_batches=0,
+                           val_check_interval=None, enable_progress_bar=False,
+                           use_distributed_sampler=False)  # fmt: skip
     trainer = L.Trainer(**{**trainer_kwargs(_plain(cfg.trainer)), **settings_of_run})
+    sweep = {k: settings[k] for k in ("min_lr", "max_lr", "num_training", "early_stop_threshold")}
     with contextlib.redirect_stderr(_WithoutBar(sys.stderr)):
-        finder = Tuner(trainer).lr_find(
-            module,
-            datamodule=datamodule,
-            min_lr=settings.min_lr,
-            max_lr=settings.max_lr,
-            num_training=settings.num_training,
-            mode="exponential",
-            early_stop_threshold=settings.early_stop_threshold,
-            update_attr=False,
-        )
+        finder = Tuner(trainer).lr_find(module, datamodule=datamodule, mode="exponential", update_attr=False, **sweep)
     # Lightning's running mean divides by 1 - beta^(step + 1) with the step already counted (its first point is half
     # the loss): undo that one factor, so the curve starts at the untrained model's loss
-    beta = 0.98
-    lrs = finder.results["lr"]
+    beta, lrs = 0.98, finder.results["lr"]
     losses = [s * (1 - beta ** (i + 2)) / (1 - beta ** (i + 1)) for i, s in enumerate(finder.results["loss"])]
     suggestion = steepest_descent_lr(lrs, losses, settings.skip_begin)
     fig = lr_sweep_figure(lrs, losses, suggestion)
-    tensorboard = (cfg.get("logger") or {}).get("tensorboard")
-    if tensorboard is not None:
+    if (tensorboard := (cfg.get("logger") or {}).get("tensorboard")) is not None:
         instantiate(tensorboard).experiment.add_figure("lr_find", fig, 0, close=False)
     save_figure(fig, run_dir / "lr_find.png")
     atomic_write_json(run_dir / "lr_find.json", {"suggested_lr": suggestion, "lr": lrs, "loss": losses})

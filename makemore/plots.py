@@ -20,8 +20,7 @@ from matplotlib.transforms import Bbox
 from makemore.io import atomic_write_bytes
 
 MARKER_SIZE = 40  # of a run's point in the family figure, in points^2 (scatter's s)
-# Where a point's label may go, tried in turn, (offset in points, alignment): right/left of the point, above/below.
-LABEL_PLACES = [((5, 4), "left"), ((5, -11), "left"), ((-5, 4), "right"), ((-5, -11), "right")]
+LABEL_PLACES = [((5, 4), "left"), ((5, -11), "left"), ((-5, 4), "right"), ((-5, -11), "right")]  # (offset, ha)
 
 
 @contextlib.contextmanager
@@ -42,8 +41,7 @@ def save_figure(fig: Figure, path: str | Path) -> None:
 
 
 def embedding_figure(table: torch.Tensor, labels: list[str], step: int | None = None, max_labels: int = 100) -> Figure:
-    """Dimensions 0 and 1 of the embedding table, a labelled dot per character, as in the notebook; unlabelled dots
-    beyond `max_labels` characters (CJK text has thousands), whose labels would only cover each other."""
+    """Dimensions 0 and 1 of the embedding table, a dot per character, labelled up to `max_labels` characters."""
     fig, ax = plt.subplots(figsize=(8, 8))
     points = table.detach().float().cpu()
     if points.shape[1] < 2:  # emb_dim=1: a line of characters
@@ -99,8 +97,7 @@ def _label_points(ax: Any, points: list[tuple[float, float, str, Any]]) -> None:
 
 
 def family_figure(rows: list[dict], subtitle: str | None = None) -> Figure:
-    """Val loss against parameters and against training time, a labelled point per run (its colour the same in both
-    panels); `subtitle` says which data (compare.py: the data line)."""
+    """Val loss against parameters and against training time, a labelled point per run; `subtitle`: the data line."""
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.5), sharey=True)
     panels = ((axes[0], "num_params", "parameters"), (axes[1], "train_time_s", "training time (s)"))
     for ax, key, axis_name in panels:

@@ -1,5 +1,4 @@
-"""The resolvers conf/*.yaml uses: derived values (`${fraction_of:0.5,${trainer.max_steps}}` -> 100000, where the step
-decay comes), absolute paths, and what a run is called (its label in every logger, its directory)."""
+"""The resolvers conf/*.yaml uses: derived values, absolute paths, and what a run is called (label, directory)."""
 
 import json
 from pathlib import Path
@@ -29,9 +28,7 @@ def register_resolvers() -> None:
 
 
 def run_label(cfg: DictConfig) -> str:
-    """What TensorBoard, MLflow and W&B call this run: `name=` if given, else the overrides that made it
-    (`experiment=seed_11897`, `hidden=300,emb_dim=10`), else the model's name. A sweep's job is called by
-    the overrides that tell it apart from the other jobs (after the name, if given)."""
+    """What the loggers call this run: `name=` and/or its (in a sweep: swept) overrides, else the model's name."""
     from makemore.sweep import SWEPT_KEYS_FILE
 
     hydra = HydraConfig.get() if HydraConfig.initialized() else None

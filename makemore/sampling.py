@@ -13,17 +13,14 @@ from makemore.evaluation import mean_of_probabilities
 
 
 def sample_next(probs: Tensor, generator: torch.Generator) -> Tensor:
-    """One id per row of probs (N, V), by inverting each row's CDF with a uniform draw: the same distribution as
-    torch.multinomial(probs, 1), faster for many short rows."""
+    """One id per row of probs (N, V) by inverting its CDF: torch.multinomial(probs, 1)'s distribution, faster."""
     u = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device)
     ix = (probs.cumsum(dim=-1) < u).sum(dim=-1)
     return ix.clamp_(max=probs.shape[-1] - 1)  # u above a cumsum rounded below 1
 
 
 def next_char_logits(models: Sequence[nn.Module], history: Tensor) -> Tensor:
-    """history (N, t), each item so far after its leading boundary -> the next character's logits (N, V). A context
-    model sees the last block_size ids, boundary-padded on the left as in training; a sequence model at most the last
-    block_size ids of the item. An ensemble: the log of the members' mean probability."""
+    """history (N, t) after the leading boundary -> next logits (N, V); an ensemble's: log of the mean probability."""
     logits = []
     for model in models:
         if model.view == "sequence":
@@ -45,10 +42,8 @@ def generate(
     seed: int = 0,
     prefix: str = "",
 ) -> list[str]:
-    """`num_samples` items that start with `prefix`, each until the boundary or max_len new characters, from a
-    model or an ensemble (a list of models); temperature=0 is greedy decoding. The same seed gives the same items.
-    Finished rows drop out of the batch, so the cost follows the items' total length, not num_samples x the longest.
-    """
+    """`num_samples` items starting with `prefix`, each up to the boundary or max_len new characters, from a model or
+    a list of them; temperature=0 is greedy. Finished rows leave the batch."""
     models = [model] if isinstance(model, nn.Module) else list(model)
     if unknown := vocab.unknown_chars([prefix]):
         raise MakemoreError(f"prefix {prefix!r} has characters the model does not know: {''.join(unknown)!r}")
@@ -57,7 +52,7 @@ def generate(
         m.eval()
     device = next(models[0].parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
-    block_size = max(m.block_size for m in models)  # the most history any model looks at
+    block_size = max(m.block_size for m in models)
     history = torch.tensor([[BOUNDARY_ID, *vocab.encode(prefix)]], device=device).repeat(num_samples, 1)  # (n, t)
     out = torch.full((num_samples, max_len), BOUNDARY_ID, dtype=torch.long, device=device)
     active = torch.arange(num_samples, device=device)  # the rows still generating

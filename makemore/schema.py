@@ -1,6 +1,5 @@
-"""What a config may hold: one pydantic schema per part, each key's range written once (the models' and Lightning's
-Trainer's read from their signatures), and a refusal in one line: `batch_size must be a positive integer, got 0`.
-A checkpoint is data, never code: its stored config may hold registry names and plain values only, no `_target_`."""
+"""One pydantic schema per config part (the models' and Trainer's read from their signatures), refusing in one line:
+`batch_size must be a positive integer, got 0`. A stored config holds registry names and plain values, no `_target_`."""
 
 import functools
 import inspect
@@ -30,9 +29,8 @@ class Schema(BaseModel):  # strict: 2.5 is not an integer, true is not a number,
 
 
 def check(schema: Any, values: Any, where: str = "", raw: Any = None) -> Schema:
-    """`values` validated by `schema`, or by the entry of the registry `schema` that values["name"] names (a Schema,
-    or a class whose signature is read); else a ConfigError naming the first bad key under `where`, or the key the
-    user typed where `raw` (the values unresolved) holds `${key}`."""
+    """`values` validated by `schema` (or the registry entry values["name"] names), else a ConfigError naming the
+    first bad key under `where`, or the key typed where `raw` (unresolved) holds `${key}`."""
     if isinstance(schema, Mapping):
         if "_target_" in values:
             raise ConfigError(NAMES_CODE.format(f"{where}._target_", str(values["_target_"])[:80]))
@@ -82,7 +80,7 @@ def _message(error: Mapping[str, Any], schema: Any, values: Any, where: str, raw
 
 
 def _first_unplain(value: Any, where: str) -> str | None:
-    """The refusal of the first value that is not plain data (a tensor, an object), at any depth; else None."""
+    """The refusal of the first value at any depth that is not plain data (a tensor, an object); else None."""
     if isinstance(value, Mapping):
         for key, item in value.items():
             if not isinstance(key, str):
@@ -97,40 +95,35 @@ def _first_unplain(value: Any, where: str) -> str | None:
     return None
 
 
-# --- read from signatures: the models' constructors and Lightning's Trainer -------------------------------
+def _said(kind: Any, description: str) -> Any:
+    return Annotated[kind, Field(description=description)]
+
 
 SIGNATURE_RULES: dict[str, Any] = {  # the ranges a signature cannot say, as types
     **dict.fromkeys(("block_size", "emb_dim", "hidden", "n_layer", "n_head"), PositiveInt),
     **dict.fromkeys(("dropout", "emb_dropout", "weight_dropout"), Rate),
-    **dict.fromkeys(
-        ("attn_dropout", "resid_dropout"), Annotated[Rate | None, Field(description=f"{RATE}, or null for dropout's")]
-    ),
+    **dict.fromkeys(("attn_dropout", "resid_dropout"), _said(Rate | None, f"{RATE}, or null for dropout's")),
     "bn_momentum": Annotated[float, Field(gt=0, le=1, description="a number in (0, 1]")],
     # Lightning's Trainer: the ranges its constructor leaves open (makemore.config constructs one at the door)
-    "val_check_interval": Annotated[
+    "val_check_interval": _said(
         Annotated[int, Field(ge=1)] | Annotated[float, Field(gt=0, le=1)] | None,
-        Field(description="a whole number of optimizer steps >= 1 or a fraction of an epoch in (0, 1]"),
-    ],
-    "limit_val_batches": Annotated[
+        "a whole number of optimizer steps >= 1 or a fraction of an epoch in (0, 1]",
+    ),
+    "limit_val_batches": _said(
         Annotated[int, Field(ge=0)] | Annotated[float, Field(ge=0, le=1)] | None,
-        Field(description="a number of validation batches or a fraction of the split in [0, 1]"),
-    ],
-    "check_val_every_n_epoch": Annotated[
-        PositiveInt | None, Field(description="a whole number of epochs >= 1 or null")
-    ],
+        "a number of validation batches or a fraction of the split in [0, 1]",
+    ),
+    "check_val_every_n_epoch": _said(PositiveInt | None, "a whole number of epochs >= 1 or null"),
     "log_every_n_steps": Annotated[int, Field(ge=0, description="a whole number of steps >= 0 (0: never log)")],
     "accumulate_grad_batches": Annotated[int, Field(ge=1, description="a whole number >= 1")],
-    "gradient_clip_val": Annotated[
-        PositiveFloat | None, Field(description=f"{POSITIVE} (the largest gradient norm) or null")
-    ],
-    "gradient_clip_algorithm": Annotated[Literal["norm", "value"] | None, Field(description="norm, value or null")],
+    "gradient_clip_val": _said(PositiveFloat | None, f"{POSITIVE} (the largest gradient norm) or null"),
+    "gradient_clip_algorithm": _said(Literal["norm", "value"] | None, "norm, value or null"),
 }
 
 
 @functools.cache  # once per class and process: every door check and checkpoint load reuses it
 def signature_schema(cls: type, name: str | None = None) -> type[Schema]:
-    """The keyword arguments of `cls`, each with its annotation and default or its SIGNATURE_RULES type; a registry
-    entry is chosen by `name:`."""
+    """The keyword arguments of `cls` (annotation or SIGNATURE_RULES type, default); a registry entry's by `name:`."""
     fields: dict[str, Any] = {"name": (Literal[name], Field(description=repr(name)))} if name else {}
     for key, param in inspect.signature(cls.__init__).parameters.items():
         if key not in ("self", "vocab_size"):
@@ -147,9 +140,6 @@ def check_model(values: Mapping[str, Any], where: str = "model") -> Schema:
     from makemore.models import MODELS
 
     return check(MODELS, values, where)
-
-
-# --- optimizers (torch's constructors check the ranges they know, at the door) and schedules ----------------
 
 
 class SGDConfig(Schema):
@@ -212,8 +202,6 @@ for _name, _schema in OPTIMIZERS.items() | SCHEDULES.items():
     _schema.what = f"the {_name} {'optimizer' if _name in OPTIMIZERS else 'schedule'}"
 
 
-# --- scripts/train.py and scripts/lr_find.py (makemore.config checks the rules between keys) ----------------
-
 SPLIT = "three positive fractions (train, val, test) summing to 1"
 
 
@@ -268,15 +256,13 @@ class TrainConfig(Schema):  # conf/train.yaml's own keys (the knobs: where they 
     scheduler: dict[str, Any] | None = None
 
 
-# --- scripts/sample.py and scripts/eval.py ----------------------------------------------------------------
-
-
 CKPT = "a path (a run dir or a .ckpt file), or a list of them for an ensemble: '[RUN_A,RUN_B]'"
 Ckpt = Annotated[str | list[str], Field(description=CKPT)]
 
 
 class SampleOptions(Schema):
     ckpt: Ckpt
+    threads: PositiveInt | None = Field(None, description="a positive integer or null")
     n: PositiveInt
     seed: int
     temperature: float = Field(ge=0, allow_inf_nan=False, description="a number > 0, or 0 for greedy decoding")
@@ -292,12 +278,10 @@ class EvalPaths(Schema):
 
 class EvalOptions(Schema):
     ckpt: Ckpt
+    threads: PositiveInt | None = Field(None, description="a positive integer or null")
     data: EvalPaths
     out: str | None = Field(None, description="a file path or null")
     eval_batch_size: PositiveInt
-
-
-# --- a checkpoint's stored config (makemore.training.checkpoint) ------------------------------------------
 
 
 class DataRecord(Schema):

@@ -1,6 +1,4 @@
-"""Sweep summaries: one row per job of a multirun, best val loss first, failed jobs included. Rebuilt from the job
-directories themselves (`.hydra/overrides.yaml`, `metrics.json`, `failure.json`), the table is right for a finished,
-partial or interrupted sweep alike, on any launcher (the jobs may have run in other processes or machines)."""
+"""Sweep summaries: a row per job of a multirun, best val loss first, rebuilt from the job directories."""
 
 import csv
 import io
@@ -34,8 +32,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 
 def write_summary(sweep_dir: str | Path) -> list[dict[str, Any]]:
-    """summary.csv and summary.md in `sweep_dir`: a row per job directory (with .hydra/overrides.yaml), best val loss
-    first; the rows are returned."""
+    """Write summary.csv and summary.md in `sweep_dir`, a row per job directory, and return the rows."""
     rows = []
     for job_dir in sorted(Path(sweep_dir).iterdir(), key=lambda p: (len(p.name), p.name)):
         if not (overrides_file := job_dir / ".hydra" / "overrides.yaml").is_file():
@@ -63,8 +60,7 @@ def write_summary(sweep_dir: str | Path) -> list[dict[str, Any]]:
 
 
 class SweepSummary(Callback):
-    """Hydra callback: notes which keys the jobs differ in (for their run names), records each failed job,
-    keeps summary.csv/.md current after every job, and prints the table when the multirun ends."""
+    """Hydra callback: notes the swept keys, records failed jobs, updates the summary per job, prints it at the end."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         overrides = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))

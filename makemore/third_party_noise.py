@@ -1,5 +1,4 @@
-"""Silence what third-party libraries print that a makemore user cannot act on, narrowly: by logger, message and
-module, never all warnings or all of a library's log."""
+"""Silence, narrowly (by logger, message and module), what third-party libraries print that a user cannot act on."""
 
 import logging
 import warnings
@@ -16,21 +15,14 @@ _NOISE = (
     "`weights_only` was not set",  # that read-back (the run's own file); every checkpoint a user gives is weights-only
     "Running in `fast_dev_run` mode",  # the run's own fast_dev_run line says what ran and that nothing is saved
 )
-_NOISY_LOGGERS = (
-    "lightning.pytorch.utilities.rank_zero",
-    "lightning.fabric.utilities.rank_zero",
-    "lightning.pytorch.loggers.mlflow",
-    "lightning.pytorch.trainer.connectors.checkpoint_connector",
-)
+_NOISY_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+_NOISY_LOGGERS += ("lightning.pytorch.loggers.mlflow", "lightning.pytorch.trainer.connectors.checkpoint_connector")
+# An epoch shorter than log_every_n_steps (a small file): makemore logs every N optimizer steps, across epochs.
+_SHORT_EPOCH = r"The number of training batches \(\d+\) is smaller than the logging interval"
 _NOISY_WARNINGS = (  # (message, category, module)
     # ckpt_path= into a new run dir: best.ckpt is chosen anew there, as the README says.
     (r"The dirpath has changed from", UserWarning, r"lightning\.pytorch\.callbacks\.model_checkpoint"),
-    # An epoch shorter than log_every_n_steps (a small file): makemore logs every N optimizer steps, across epochs.
-    (
-        r"The number of training batches \(\d+\) is smaller than the logging interval",
-        Warning,
-        r"lightning\.pytorch\.loops\.fit_loop",
-    ),
+    (_SHORT_EPOCH, Warning, r"lightning\.pytorch\.loops\.fit_loop"),
     # Lightning's own use of a torch API that torch deprecated; nothing a user can change.
     (r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning, r"lightning\.pytorch\.utilities\._pytree"),
 )
@@ -42,8 +34,7 @@ def _not_noise(record: logging.LogRecord) -> bool:
 
 def quiet_third_party_output() -> None:
     """Call after importing Lightning (its import installs the console handler removed here)."""
-    # Lightning's package logger prints each record to the console itself *and* passes it on to the root
-    # logger, whose handlers (Hydra's console and train.log) print it again: keep the root's.
+    # Lightning's logger prints each record itself and passes it to the root's handlers: keep the root's.
     lightning = logging.getLogger("lightning")
     lightning.handlers[:] = [h for h in lightning.handlers if type(h) is not logging.StreamHandler]
     for name in _NOISY_LOGGERS:
@@ -54,9 +45,8 @@ def quiet_third_party_output() -> None:
 
 @contextmanager
 def logging_kept() -> Iterator[None]:
-    """Around building the loggers: a new MLflow tracking database runs alembic, whose logging.config.fileConfig
-    replaces the root logger's handlers (Hydra's console and train.log) and level, silencing the run's own log. Keep
-    its chatter out, then put the root logger back (a closed FileHandler reopens, appending, on its next record)."""
+    """Around building the loggers: a new MLflow database runs alembic, whose fileConfig replaces the root logger's
+    handlers and level; keep its chatter out, then put them back."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     logging.disable(logging.INFO)

@@ -1,13 +1,12 @@
 """Benchmark the training path against the notebook's loop, its speed tricks' simple versions and makemore.py:
 a table per part and JSON (outputs/bench/bench.json). Parts (--only PART ...; default: all; `--only ab`: ~10 min):
-
-  train   notebook MLP: the notebook's loop (notebook_loop.py) against train.py's path, interleaved; s/step, val loss
-  ab      each speed trick against its simple version per model: interleaved pairs of in-process runs of the same
-          steps, median time per optimizer step (the loop alone: metrics.json's steps_per_s), saving, keep if >= 5%
+  train   notebook MLP: the notebook's loop (notebook_loop.py) against train.py's path, autograd and model.backward=
+          manual, interleaved; s/step, val loss
+  ab      each speed trick against its simple version per model: interleaved in-process pairs, median time per
+          optimizer step (the loop alone: metrics.json's steps_per_s), saving, keep if >= 5% on some model
   family  per model at makemore.py's defaults, ours against makemore.py's printed step times (--peer), interleaved
   data    setup time and peak RSS of a fresh process on 100x the data (the notebook's cell: 10x); training on 100x
-  sample  names/s of the notebook's one-at-a-time sampling cell against makemore.sampling.generate
-  fast    experiment=fast: wall time and val loss against 25% of the notebook loop's 200k steps
+  sample / fast   names/s of the notebook's sampling cell against generate; experiment=fast against 25% of 200k steps
 """
 
 import argparse
@@ -60,19 +59,22 @@ def run(data: Path, *overrides: str, steps: int | None = None, train_log: bool =
 
 def bench_train(args: argparse.Namespace, _: dict) -> dict:
     (xtr, ytr), (xval, yval), _ = notebook_loop.build_datasets(args.data.read_text().splitlines())
-    out: dict = {"steps": args.steps, "repeats": args.repeats, "bare_runs": [], "project_runs": []}
+    out: dict = {"steps": args.steps, "repeats": args.repeats, "bare_runs": [], "project_runs": [], "manual_runs": []}
     for r in range(args.repeats):  # interleaved: both see the same state of the machine
         per_step, (C, W1, b1, W2, b2) = notebook_loop.train(xtr, ytr, args.steps)
         val = F.cross_entropy(torch.tanh(C[xval].view(-1, 30) @ W1 + b1) @ W2 + b2, yval).item()  # the notebook's
         m = run(args.data, "experiment=seed_11897", steps=args.steps)
-        for side, x in (("bare", {"s_per_step": per_step, "val_loss": val}), ("project", m)):
+        mm = run(args.data, "experiment=seed_11897", "model.backward=manual", steps=args.steps)  # hand-derived backward
+        for side, x in (("bare", {"s_per_step": per_step, "val_loss": val}), ("project", m), ("manual", mm)):
             out[f"{side}_runs"].append({"s_per_step": x["s_per_step"], "val_loss": x["val_loss"]})
             print(f"  {r} {side}: {x['s_per_step'] * 1e6:.0f} us/step, val {x['val_loss']:.4f}", flush=True)
-    for side in ("bare", "project"):
+    for side in ("bare", "project", "manual"):
         out[f"{side}_us_per_step"] = statistics.median(x["s_per_step"] for x in out[f"{side}_runs"]) * 1e6
         out[f"{side}_val_loss"] = statistics.median(x["val_loss"] for x in out[f"{side}_runs"])
-    out["ratio"] = out["project_us_per_step"] / out["bare_us_per_step"]
-    print("  median: bare {bare_us_per_step:.0f} us/step, ours {project_us_per_step:.0f}: {ratio:.2f}x".format(**out))
+    bare = out["bare_us_per_step"]
+    out["ratio"], out["manual_ratio"] = out["project_us_per_step"] / bare, out["manual_us_per_step"] / bare
+    print("  median: bare {bare_us_per_step:.0f} us/step, ours {project_us_per_step:.0f}: {ratio:.2f}x, manual "
+          "backward {manual_us_per_step:.0f}: {manual_ratio:.2f}x".format(**out))  # fmt: skip
     return out
 
 
@@ -191,8 +193,7 @@ def bench_sample(args: argparse.Namespace, _: dict, n_batched: int = 10_000, n_s
     train_set = next(notebook_loop.build_datasets(args.data.read_text().splitlines()))
     C, W1, b1, W2, b2 = parameters = notebook_loop.train(*train_set, 2000)[1]
     torch.set_num_threads(THREADS)
-    g = torch.Generator().manual_seed(2147483647 + 10)
-    start = time.perf_counter()
+    g, start = torch.Generator().manual_seed(2147483647 + 10), time.perf_counter()
     with torch.no_grad():
         for _ in range(n_seed):  # the notebook's sampling cell
             context = [0] * 3
@@ -202,9 +203,8 @@ def bench_sample(args: argparse.Namespace, _: dict, n_batched: int = 10_000, n_s
                 context = context[1:] + [ix]  # noqa: RUF005 (the notebook's own line)
                 if ix == 0:
                     break
-    seed_rate = n_seed / (time.perf_counter() - start)
+    seed_rate, start = n_seed / (time.perf_counter() - start), time.perf_counter()
     (model := MLP(27, 3, 10, 200)).load_state_dict(dict(zip(["C", "H", "d", "U", "b"], parameters, strict=True)))
-    start = time.perf_counter()
     names = generate(model, Vocabulary.from_items(args.data.read_text().splitlines()), n_batched, seed=0)
     rate = n_batched / (time.perf_counter() - start)
     print(f"  notebook {seed_rate:.0f} names/s, batched {rate:.0f} names/s ({rate / seed_rate:.0f}x), e.g. {names[:5]}")

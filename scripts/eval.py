@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from makemore.cli import report_user_errors, run
 from makemore.config import check_eval_options
+from makemore.threads import set_threads
 
 SPLITS = ("train", "val", "test")
 
@@ -21,6 +22,7 @@ def main(cfg: DictConfig) -> None:
     from makemore.training.checkpoint import load_members
 
     check_eval_options(cfg)
+    set_threads(cfg.threads)
     paths, modules, ckpts = load_members(cfg.ckpt)  # a path, or a list of them: an ensemble
     if isinstance(cfg.ckpt, str):
         module = modules[0]

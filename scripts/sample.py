@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 
 from makemore.cli import report_user_errors, run
 from makemore.config import check_sample_options
+from makemore.threads import set_threads
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="sample")
@@ -20,6 +21,7 @@ def main(cfg: DictConfig) -> None:
     from makemore.training.checkpoint import load_members
 
     check_sample_options(cfg)
+    set_threads(cfg.threads)
     _, modules, _ = load_members(cfg.ckpt)  # a path, or a list of them: an ensemble, of one vocabulary and data
     options = {k: cfg[k] for k in ("max_len", "temperature", "top_k", "seed")}
     samples = generate([m.model for m in modules], modules[0].vocab, cfg.n, prefix=str(cfg.prefix), **options)

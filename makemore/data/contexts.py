@@ -20,8 +20,8 @@ SPLIT_IDENTITY = ("sha256", "split", "split_seed", "overfit_items")  # a data re
 def make_splits(
     items: Sequence[str], fractions: Sequence[float], seed: int, overfit_items: int | None = None
 ) -> dict[str, list[str]]:
-    """The notebook's split: `items` shuffled by `random.Random(seed)`, cut at the cumulative `fractions` (its
-    int(0.8 * n) and int(0.9 * n)); with `overfit_items=N`, the first N items as train, val and test alike."""
+    """The notebook's split: `items` shuffled by `random.Random(seed)`, cut at the cumulative `fractions`; with
+    `overfit_items=N`, the first N items as train, val and test alike."""
     if overfit_items:
         return {name: list(items[:overfit_items]) for name in SPLIT_NAMES}
     shuffled = list(items)
@@ -39,8 +39,7 @@ def make_splits(
 
 
 def recorded_splits(record: dict | None, data_path: str | Path | None = None) -> tuple[Path, dict[str, list[str]]]:
-    """The train/val/test items of the data a checkpoint records (refused if that file has changed since), or of
-    `data_path` cut with the recorded fractions and seed."""
+    """The splits of the data a checkpoint records (refused if it changed), or of `data_path` split as recorded."""
     if record is None:
         raise DataError("this checkpoint records no data file; pass data.path=/path/to/file.txt")
     path = Path(data_path if data_path is not None else record["path"])
@@ -54,8 +53,7 @@ def recorded_splits(record: dict | None, data_path: str | Path | None = None) ->
 
 
 def encode_items(items: Sequence[str], vocab: Vocabulary) -> tuple[np.ndarray, np.ndarray]:
-    """The ids of all items, each followed by the boundary id, in the smallest integer dtype that holds the
-    vocabulary; and each item's length + 1 (its targets)."""
+    """The ids of all items, each followed by the boundary, in the smallest dtype; and each item's length + 1."""
     lengths = np.array(list(map(len, items)), dtype=np.int64) + 1
     # '\n' never occurs inside an item (they come from splitlines), so it marks the boundaries.
     codes = np.frombuffer(("\n".join(items) + "\n").encode("utf-32-le"), dtype=np.uint32)
@@ -70,14 +68,11 @@ def encode_items(items: Sequence[str], vocab: Vocabulary) -> tuple[np.ndarray, n
 
 
 class ContextSet:
-    """Every (context, next id) example of some items, as the notebook's build_dataset, without X (N x block_size
-    int64, 3 GB for 100x names.txt): a stream of the items, each after block_size boundary ids and before one, and
-    each target's position p in it; the example is (stream[p-T:p], stream[p])."""
+    """The notebook's (context, next id) examples without storing X: a stream of the items, each after block_size
+    boundary ids, and each target's position p in it; the example is (stream[p-T:p], stream[p])."""
 
     def __init__(self, stream: Tensor, positions: Tensor, block_size: int):
-        self.stream = stream  # (L,) ids, as encode_items gives them
-        self.positions = positions  # (N,) int64
-        self.block_size = block_size
+        self.stream, self.positions, self.block_size = stream, positions, block_size  # (L,) ids, (N,) int64
         self.num_targets = len(positions)  # one per example
         self._window = torch.arange(-block_size, 0)  # (T,) offsets of a context before its target
 
@@ -94,7 +89,6 @@ class ContextSet:
 
 
 def build_contexts(items: Sequence[str], vocab: Vocabulary, block_size: int) -> ContextSet:
-    """The seed's `for ch in w + '.': X.append(context); ...` loop, as array operations."""
     ids, lengths = encode_items(items, vocab)
     # Target k of item i sits after the i + 1 blocks of boundary padding that precede items 0..i.
     positions = np.repeat(np.arange(1, len(items) + 1, dtype=np.int64) * block_size, lengths)

@@ -20,14 +20,10 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 class TrainMinibatches:
-    """The training minibatches, in epochs of ceil(N / batch_size): the notebook's `ix = torch.randint(0, N,
-    (batch_size,))`, or with `fixed=True` the split's first minibatches in order (Lightning's overfit_batches).
-
-    The run's LoopPlan says how many minibatches each Lightning call takes (k) and where the run is; they are
-    drawn with one indexing op: one minibatch (X (B, T), Y) per item on the one-step path, a chunk of k stacked
-    (X (k, B, T), Y) on the multi-step path. Resumable through Lightning's stateful-loader protocol: the generator's
-    state before each recent draw is kept by the run's minibatch number it starts at.
-    """
+    """Training minibatches in epochs of ceil(N / batch_size): the notebook's `torch.randint(0, N, (batch_size,))`, or
+    with `fixed=True` the split's first minibatches in order (overfit_batches). The LoopPlan sets k per call: items
+    are (X (B, T), Y) on the one-step path, k stacked (X (k, B, T), Y) on the multi-step path. Resumable (Lightning's
+    stateful loader): the generator state before each recent draw is kept by the run minibatch it starts at."""
 
     def __init__(self, examples: Examples, batch_size: int, seed: int, fixed: bool = False, plan: Any = None):
         self.examples, self.batch_size, self.fixed, self.plan = examples, batch_size, fixed, plan
@@ -35,7 +31,6 @@ class TrainMinibatches:
         self._state_at: dict[int, torch.Tensor] = {}  # run minibatch a draw starts at -> generator state before it
 
     def __len__(self) -> int:
-        """Minibatches per epoch (Lightning's training batches)."""
         return math.ceil(len(self.examples) / self.batch_size)
 
     def _restore(self, total: int) -> None:
@@ -93,42 +88,20 @@ class SplitShard(Dataset):
 
 
 class CharDataModule(L.LightningDataModule):
-    """One-item-per-line text file as examples of the model's `view`: (context, next character) examples
-    for context models, windows of items with a target at every position for sequence models.
+    """A one-item-per-line text file as examples of the model's `view`: (context, next char) for context models,
+    windows with a target at every position for sequence models. `path=None`: `default.file`, downloaded from
+    `default.url` if missing. `overfit_items=N`: train, validate and test on the first N items, one fixed batch."""
 
-    `path=None` means the default dataset: `default.file`, downloaded from `default.url` when missing.
-    `overfit_items=N` trains, validates and tests on the first N items only, as one fixed batch.
-    """
-
-    def __init__(
-        self,
-        path: str | None,
-        default: dict,
-        block_size: int,
-        batch_size: int,
-        split: Sequence[float] = (0.8, 0.1, 0.1),
-        split_seed: int = 42,
-        eval_batch_size: int = 65536,
-        sampler_seed: int = 0,
-        overfit_items: int | None = None,
-        view: str = "context",
-    ):
+    def __init__(self, path: str | None, default: dict, block_size: int, batch_size: int,
+                 split: Sequence[float] = (0.8, 0.1, 0.1), split_seed: int = 42, eval_batch_size: int = 65536,
+                 sampler_seed: int = 0, overfit_items: int | None = None, view: str = "context"):  # fmt: skip
         super().__init__()
         self.path = Path(path if path is not None else default["file"])
         self.default = None if path is not None else default
-        self.block_size, self.batch_size, self.eval_batch_size, self.view = (
-            block_size,
-            batch_size,
-            eval_batch_size,
-            view,
-        )
-        self.split, self.split_seed, self.sampler_seed, self.overfit_items = (
-            list(split),
-            split_seed,
-            sampler_seed,
-            overfit_items,
-        )
-        self.plan = None  # the run's LoopPlan (makemore.training.plan), set by the trainer's builder
+        self.block_size, self.batch_size, self.view = block_size, batch_size, view
+        self.eval_batch_size, self.split, self.split_seed = eval_batch_size, list(split), split_seed
+        self.sampler_seed, self.overfit_items = sampler_seed, overfit_items
+        self.plan = None  # the run's LoopPlan, set by build_trainer
         self.val_fraction = 1.0  # trainer.limit_val_batches as a fraction: the first part of the split
         self.vocab: Vocabulary | None = None
         self.items: dict[str, list[str]] = {}
@@ -153,21 +126,14 @@ class CharDataModule(L.LightningDataModule):
             )
         self.vocab = Vocabulary(sorted(set("".join(items))))
         self.items = make_splits(items, self.split, self.split_seed, self.overfit_items)
-        self.examples = {
-            name: build_examples(self.view, self.items[name], self.vocab, self.block_size) for name in SPLIT_NAMES
-        }
+        self.examples = {n: build_examples(self.view, self.items[n], self.vocab, self.block_size) for n in SPLIT_NAMES}
         # targets per split: the same for every view and model (182625 / 22655 / 22866 on names.txt)
         self.split_sizes = {name: examples.num_targets for name, examples in self.examples.items()}
 
     def record(self) -> dict[str, Any]:
         """What a checkpoint stores to find this data and its split again."""
-        return {
-            "path": str(self.path.resolve()),
-            "sha256": self.sha256,  # of the bytes trained on, not of the file as it is now
-            "split": self.split,
-            "split_seed": self.split_seed,
-            "overfit_items": self.overfit_items,
-        }
+        return {"path": str(self.path.resolve()), "sha256": self.sha256,  # of the bytes trained on, not the file now
+                "split": self.split, "split_seed": self.split_seed, "overfit_items": self.overfit_items}  # fmt: skip
 
     @property
     def eval_chunk(self) -> int:
@@ -175,22 +141,18 @@ class CharDataModule(L.LightningDataModule):
         return max(1, self.eval_batch_size // (self.block_size if self.view == "sequence" else 1))
 
     def train_dataloader(self) -> TrainMinibatches:
-        """Minibatches already stacked: no DataLoader, whose collation and worker logic would only add cost.
-        `overfit_items` trains on those items' examples as one batch every step; Lightning's overfit_batches on
-        the split's first minibatches, in order."""
-        trainer = self.trainer
-        train = self.examples["train"]
+        """Minibatches already stacked: a DataLoader's collation and workers would only add cost. `overfit_items`:
+        those items' examples as one batch every step; overfit_batches: the split's first minibatches, in order."""
+        trainer, train = self.trainer, self.examples["train"]
         fixed = bool(self.overfit_items) or bool(trainer is not None and trainer.overfit_batches)
         batch_size = len(train) if self.overfit_items else self.batch_size
         seed = self.sampler_seed + (trainer.global_rank if trainer is not None else 0)  # each process its own
         return TrainMinibatches(train, batch_size, seed, fixed, self.plan)
 
     def val_dataloader(self) -> DataLoader:
-        trainer = self.trainer
-        chunks = SplitShard(
-            self.examples["val"], self.eval_chunk, trainer.global_rank, trainer.world_size, self.val_fraction
-        )
-        return DataLoader(chunks, batch_size=None)
+        t = self.trainer
+        shard = SplitShard(self.examples["val"], self.eval_chunk, t.global_rank, t.world_size, self.val_fraction)
+        return DataLoader(shard, batch_size=None)
 
 
 def _stat_fingerprint(path: Path) -> tuple[int, int] | None:

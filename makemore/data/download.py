@@ -11,8 +11,7 @@ from makemore.errors import DataError
 
 
 def download(url: str, dest: str | Path, sha256: str, timeout_s: float = 30.0) -> Path:
-    """Download `url` to `dest` unless it is there; a failed or corrupt download leaves no file (torch.hub
-    writes a temp file beside `dest`, checks its sha256 and only then moves it into place)."""
+    """Download `url` to `dest` unless it is there; a failed or corrupt download leaves no file."""
     dest = Path(dest)
     if dest.exists():
         return dest

@@ -1,6 +1,5 @@
-"""The sequence view of a split, each item as windows of up to block_size targets, and build_examples, which
-builds the view a model reads. Both views score the same targets (every character and the end of every item,
-each once), so their losses are comparable: only how much of the item a prediction may look back on differs."""
+"""The sequence view of a split (windows of up to block_size targets) and build_examples; both views score the same
+targets (every character and every item's end, once), so their losses are comparable."""
 
 from collections.abc import Sequence
 
@@ -15,15 +14,12 @@ IGNORE_INDEX = -100  # torch's cross_entropy default: targets past the end of an
 
 
 class SequenceSet:
-    """Windows over one stream `0 c1 .. cn 0 d1 .. dm 0 ...`, never across items: window i, at s = starts[i], has
-    inputs stream[s : s+T] and targets stream[s+1 : s+T+1], those past its lengths[i] IGNORE_INDEX. An item's n + 1
-    targets fill ceil((n + 1) / T) windows, each starting where the previous one ended."""
+    """Windows over one stream `0 c1 .. cn 0 d1 ...`, never across items: window i at s = starts[i] has inputs
+    stream[s : s+T] and targets stream[s+1 : s+T+1], those past lengths[i] IGNORE_INDEX."""
 
     def __init__(self, stream: Tensor, starts: Tensor, lengths: Tensor, block_size: int):
-        self.stream = stream  # (L + T,) ids, as encode_items gives them, zero-padded at the end
-        self.starts = starts  # (W,) int64
-        self.lengths = lengths  # (W,) int64, 1..T
-        self.block_size = block_size
+        self.stream, self.block_size = stream, block_size  # (L + T,) ids, zero-padded at the end
+        self.starts, self.lengths = starts, lengths  # (W,) int64 each, lengths 1..T
         self._offsets = torch.arange(block_size + 1)  # (T+1,)
         self.num_targets = int(lengths.sum())
 
@@ -37,8 +33,7 @@ class SequenceSet:
         return w[..., :-1], w[..., 1:].masked_fill(past_end, IGNORE_INDEX)
 
     def minibatches(self, ix: Tensor) -> tuple[list[Tensor], list[Tensor]]:
-        """K minibatches of windows, ix (K, B), each cut to its longest window: the positions cut hold no target
-        (names average 7 targets in windows of 16), and a causal model's scored predictions do not depend on them."""
+        """K minibatches of windows, ix (K, B), each cut to its longest window (the cut positions hold no target)."""
         x, y = self[ix]  # (K, B, T)
         ends = self.lengths[ix].amax(dim=1).tolist()  # (K,) each minibatch's longest window
         return [a[:, :n] for a, n in zip(x, ends, strict=True)], [b[:, :n] for b, n in zip(y, ends, strict=True)]
@@ -60,6 +55,5 @@ Examples = ContextSet | SequenceSet
 
 
 def build_examples(view: str, items: Sequence[str], vocab: Vocabulary, block_size: int) -> Examples:
-    """The examples of `items` that a model of `view` reads: "context", one per target (the last block_size ids
-    before it); "sequence", windows of up to block_size targets."""
+    """The examples of `items` that a model of `view` ("context" or "sequence") reads."""
     return {"context": build_contexts, "sequence": build_sequences}[view](items, vocab, block_size)

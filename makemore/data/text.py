@@ -8,11 +8,8 @@ from makemore.errors import DataError
 
 
 def read_text_file(path: str | Path) -> tuple[list[str], str]:
-    """The items of `path` (one per line, surrounding whitespace stripped, empty lines dropped) and the sha256 of
-    the very bytes they came from. Lines end at '\\n' only, so what `wc -l` counts is what we count; text is
-    NFC-normalized (an accented letter written as letter + combining accent is its one precomposed character); a BOM
-    is accepted. What would make a silently wrong model (not a file, binary, not UTF-8, no items) is a DataError
-    naming the file and the fix."""
+    """The items of `path` (lines split at '\\n' only, stripped, NFC-normalized, empty ones dropped) and the sha256 of
+    its bytes; a file that is not UTF-8 text with items is a DataError."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"data file not found: {path} (pass an existing file with data.path=/path/to/file.txt)")

@@ -8,9 +8,7 @@ BOUNDARY_DISPLAY = "."  # how the boundary is shown in contexts, as in the noteb
 
 
 class Vocabulary:
-    """Sorted data characters get ids 1..V-1; id 0 is the start/end boundary, never a data character, so a file
-    whose lines contain '.' still trains and samples correctly: '.' is then an ordinary character with its own id.
-    """
+    """Sorted data characters get ids 1..V-1; id 0 is the boundary, never a data character (so '.' may be one)."""
 
     def __init__(self, chars: Sequence[str]):
         if len(set(chars)) != len(chars) or list(chars) != sorted(chars):
@@ -35,8 +33,7 @@ class Vocabulary:
         return "".join(BOUNDARY_DISPLAY if i == BOUNDARY_ID else self.chars[i - 1] for i in ids)
 
     def labels(self) -> list[str]:
-        """One visible, single-line label per id (for plots and TensorBoard's projector TSV): '.' for the boundary
-        unless '.' is a data character, whitespace and control characters escaped ('\\t')."""
+        """One visible, single-line label per id (for plots and the projector TSV), control characters escaped."""
         shown = ["␠" if c == " " else c if c.isprintable() else c.encode("unicode_escape").decode() for c in self.chars]
         return ["<s>" if BOUNDARY_DISPLAY in self.stoi else BOUNDARY_DISPLAY, *shown]
 

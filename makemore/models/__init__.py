@@ -1,11 +1,5 @@
-"""The model family and its registry: plain nn.Modules, rebuilt from a name and plain values only.
-
-Every model takes (vocab_size, block_size, **knobs) and has a class attribute `view`:
-- "context": sees the last block_size ids and predicts the next, idx (B, block_size) -> logits (B, V);
-- "sequence": predicts at every position, causally, idx (B, T <= block_size) -> logits (B, T, V).
-`char_embedding()` returns the (V, m) character embedding table, or None. A new family is a module here,
-an entry in MODELS and a conf/model/<name>.yaml; makemore.schema reads its knobs from the signature.
-"""
+"""The model registry: nn.Modules taking (vocab_size, block_size, **knobs), with a `view`: "context" (B, block_size)
+-> (B, V), or "sequence" (B, T) -> (B, T, V), causally; char_embedding() is the (V, m) table or None."""
 
 from collections.abc import Mapping
 from typing import Any
@@ -41,8 +35,7 @@ def build_model(config: Mapping[str, Any], vocab_size: int) -> nn.Module:
 
 
 def hidden_matrices(model: nn.Module) -> list[nn.Parameter]:
-    """The 2-D weights Muon is for: every matrix but the embedding tables (nn.Embedding's, char_embedding()) and
-    the output layer (the last matrix a model registers: lm_head, or the notebook MLP's U)."""
+    """The 2-D weights Muon is for: all but the embedding tables and the output layer (the last matrix registered)."""
     tables = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
     char_table = model.char_embedding() if hasattr(model, "char_embedding") else None
     if char_table is not None:

@@ -7,8 +7,7 @@ from torch import nn
 
 
 class Bigram(nn.Module):
-    """A table of next-character logits indexed by the last id (the rest of the context is ignored); trained by
-    gradient descent it recovers the smoothed count table. It starts at zeros, the uniform distribution."""
+    """A (V, V) table of next-character logits indexed by the last id, from zeros (uniform); it learns the counts."""
 
     view: ClassVar[str] = "context"
 
@@ -21,5 +20,4 @@ class Bigram(nn.Module):
         return None  # a row of the table is a distribution, not a feature vector
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        # idx: (B, block_size) character ids -> logits (B, V)
         return self.logits[idx[:, -1]]

@@ -7,20 +7,11 @@ from torch import nn
 
 
 class BoW(nn.Module):
-    """Token + position embeddings, n_layer residual blocks of (causal mean of positions 0..t, MLP), Linear to logits.
-    The causal mean is one matmul with a lower-triangular averaging matrix: row t holds 1/(t+1) in columns 0..t."""
+    """Token + position embeddings, n_layer residual blocks (causal mean of positions 0..t, MLP), Linear to logits."""
 
     view: ClassVar[str] = "sequence"
 
-    def __init__(
-        self,
-        vocab_size: int,
-        block_size: int = 16,
-        emb_dim: int = 64,
-        hidden: int = 64,
-        n_layer: int = 1,
-        dropout: float = 0.0,
-    ):
+    def __init__(self, vocab_size: int, block_size=16, emb_dim=64, hidden=64, n_layer=1, dropout=0.0):
         super().__init__()
         self.block_size = block_size
         self.wte = nn.Embedding(vocab_size, emb_dim)
@@ -37,7 +28,6 @@ class BoW(nn.Module):
         return self.wte.weight
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        # idx: (B, T) character ids, T <= block_size -> logits (B, T, V)
         T = idx.shape[1]
         x = self.wte(idx) + self.wpe.weight[:T]  # (B, T, C)
         avg = self.avg[:T, :T]

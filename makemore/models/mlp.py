@@ -1,8 +1,5 @@
 """Bengio et al. 2003's neural probabilistic language model, on characters: y = b + W x + U tanh(d + H x).
-
-loss_and_grad is makemore part 4's "backprop ninja" exercise solved, for model.backward=manual: autograd's loss
-and gradients (to 1e-10 in float64, tests/test_manual_backward.py) derived by hand, in a few fused ops, no graph.
-"""
+loss_and_grad (model.backward=manual) is makemore part 4's "backprop ninja": autograd's gradients by hand."""
 
 import math
 from typing import ClassVar, Literal
@@ -13,14 +10,10 @@ from torch import nn
 
 
 class MLP(nn.Module):
-    """Embedding table C, one tanh hidden layer (H, d), softmax output (U, b), optional direct connections W.
+    """Embedding C, tanh hidden layer (H, d), output (U, b), optional direct connections W, named as in the paper:
+    num_params = V*m + n*m*h + h + h*V + V (+ n*m*V direct): 3481 for V=27, n=3, m=2, h=100."""
 
-    Parameter names and orientation follow the paper (and the notebook's C, W1, b1, W2, b2), so
-    num_params = V*m + n*m*h + h + h*V + V (+ n*m*V with direct connections): 3481 for V=27, n=3,
-    m=2, h=100.
-    """
-
-    view: ClassVar[str] = "context"  # sees the last block_size characters, predicts the next
+    view: ClassVar[str] = "context"
 
     def __init__(
         self,
@@ -49,9 +42,8 @@ class MLP(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self, init: str, seed: int) -> None:
-        """'randn': every tensor ~ N(0, 1) in the notebook's order (its loss starts near 17-27).
-        'scaled': tanh-gain/fan-in hidden weights and a near-zero output layer, so the first loss is
-        close to the uniform ln(V) and no step is wasted undoing saturated tanh units."""
+        """'randn': every tensor ~ N(0, 1) in the notebook's order (first loss 17-27); 'scaled': tanh-gain/fan-in
+        hidden weights and a near-zero output layer (first loss near ln(V))."""
         g = torch.Generator().manual_seed(seed)
         params = [p for p in (self.C, self.H, self.d, self.U, self.b, self.W) if p is not None]
         for p in params:
@@ -71,8 +63,7 @@ class MLP(nn.Module):
         return self.C
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        # idx: (B, T) character ids -> logits (B, V)
-        x = F.embedding(idx, self.C).flatten(1)  # (B, T*m), the notebook's C[idx] with a faster backward
+        x = F.embedding(idx, self.C).flatten(1)  # (B, T*m): C[idx] with a faster backward
         h = torch.tanh(torch.addmm(self.d, x, self.H))  # (B, h)
         y = torch.addmm(self.b, h, self.U)  # (B, V)
         if self.W is not None:
@@ -81,8 +72,7 @@ class MLP(nn.Module):
 
     @torch.no_grad()
     def loss_and_grad(self, idx: torch.Tensor, targets: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-        """The mean cross-entropy of forward(idx) against targets (B,), adding scale * its gradient to every
-        .grad as (scale * loss).backward() would, derived by hand: no graph, and only x and h kept for it."""
+        """forward's mean cross-entropy, adding scale * its gradient to .grad as (scale * loss).backward() would."""
         B = idx.shape[0]
         x = torch.embedding(self.C, idx).view(B, -1)  # (B, T*m)
         h = torch.addmm(self.d, x, self.H).tanh_()  # (B, h)
@@ -105,8 +95,7 @@ class MLP(nn.Module):
 
 
 def cross_entropy_and_grad(logits: torch.Tensor, targets: torch.Tensor, scale: float) -> tuple[torch.Tensor, ...]:
-    """(mean cross-entropy, dlogits = scale * d loss / d logits = (softmax - onehot(targets)) * scale / B), the
-    gradient written over the log-probabilities' buffer: exp in place, then the one-hot subtracted by a scatter."""
+    """(mean cross-entropy, dlogits = (softmax - onehot(targets)) * scale / B), in the log-probabilities' buffer."""
     s = scale / logits.shape[0]
     logp = torch.log_softmax(logits, 1)  # (B, V)
     loss = F.nll_loss(logp, targets)  # mean of -logp[b, targets[b]]

@@ -1,14 +1,5 @@
-"""The seed's MLP with Batch Normalization (Ioffe & Szegedy 2015, "Batch Normalization: Accelerating Deep
-Network Training by Reducing Internal Covariate Shift"), as built in Karpathy's "makemore part 3".
-
-BatchNorm standardizes each hidden unit's pre-activation over the minibatch, then scales and shifts it by a
-learned gain and bias: the tanh inputs stay near unit Gaussian, neither saturated nor linear, whatever the
-weights do. In eval mode it uses running estimates of the mean and variance instead, so one context alone
-(sampling, scoring) gets the same logits as it would inside any batch.
-
-loss_and_grad backpropagates by hand (makemore part 4): through the batch statistics every row's gradient
-depends on the whole batch, dpre = gamma / std * (dy - mean(dy) - xhat * mean(dy * xhat)).
-"""
+"""The seed's MLP with Batch Normalization (Ioffe & Szegedy 2015), as in Karpathy's "makemore part 3"; eval mode
+uses the running statistics. loss_and_grad backpropagates by hand (part 4), through the batch statistics."""
 
 from typing import ClassVar, Literal
 
@@ -19,16 +10,10 @@ from makemore.models.mlp import accumulate, accumulate_rows, cross_entropy_and_g
 
 
 class MLPBatchNorm(nn.Module):
-    """Embedding table, n_layer x (Linear without bias, BatchNorm1d, tanh), Linear to the logits.
+    """Embedding, n_layer x (Linear without bias, BatchNorm1d, tanh), Linear to logits. The lecture's init (Kaiming
+    tanh-gain hidden weights, output x0.01) and bn_momentum 0.001. 12,097 parameters for V=27, 3, 10, 200, 1 layer."""
 
-    The lecture's init: N(0, 1) embedding, hidden weights N(0, (5/3)^2 / fan_in) (Kaiming with the tanh
-    gain), the output layer x0.01 and zero bias, so the first loss is near ln(V). A bias before BatchNorm
-    would be subtracted out again, so the hidden Linears have none (BatchNorm's own bias replaces it).
-    bn_momentum: the running statistics' update rate, the lecture's 0.001 (torch's default is 0.1).
-    12,097 parameters for V=27, block_size 3, emb_dim 10, hidden 200, n_layer 1.
-    """
-
-    view: ClassVar[str] = "context"  # sees the last block_size characters, predicts the next
+    view: ClassVar[str] = "context"
 
     def __init__(
         self,
@@ -66,15 +51,14 @@ class MLPBatchNorm(nn.Module):
         return self.wte.weight
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        # idx: (B, T) character ids, T = block_size -> logits (B, V)
         x = self.wte(idx).flatten(1)  # (B, T*m): the context's embeddings side by side
         h = self.layers(x)  # (B, hidden): tanh(BN(x W)), n_layer times
         return self.lm_head(h)  # (B, V)
 
     @torch.no_grad()
     def loss_and_grad(self, idx: torch.Tensor, targets: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-        """forward's mean cross-entropy, adding scale * its gradient to every .grad as (scale * loss).backward()
-        would, by hand; training mode's BatchNorm normalizes and moves its running stats as nn.BatchNorm1d does."""
+        """forward's mean cross-entropy, adding scale * its gradient to every .grad as (scale * loss).backward() would;
+        in training mode BatchNorm uses and moves its statistics as nn.BatchNorm1d does."""
         B = idx.shape[0]
         x = torch.embedding(self.wte.weight, idx).view(B, -1)  # (B, T*m)
         tape = []  # per block: its Linear and BatchNorm, input x, xhat (B, hidden), gamma / std (hidden,), output h

@@ -12,11 +12,9 @@ CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.L
 
 
 class RNN(nn.Module):
-    """Embedding -> n_layer recurrent layers -> dropout -> Linear to logits at every position; the state starts at
-    zero (every item begins with the boundary token), torch's default init is kept. Regularization for small data,
-    as in AWD-LSTM (Merity et al. 2017), off by default: `emb_dropout` drops whole characters from the embedding
-    table for a minibatch; `weight_dropout` is DropConnect on the hidden-to-hidden weights, one mask per minibatch
-    for all time steps, so it regularizes the recurrence without disturbing the state from step to step."""
+    """Embedding, n_layer recurrent layers, dropout, Linear to logits at every position; torch's init. AWD-LSTM's
+    (Merity et al. 2017) regularization, off by default: `emb_dropout` drops whole characters for a minibatch,
+    `weight_dropout` is DropConnect on the hidden-to-hidden weights, one mask per minibatch."""
 
     view: ClassVar[str] = "sequence"
     cell: ClassVar[str] = "rnn"
@@ -45,7 +43,6 @@ class RNN(nn.Module):
         return self.wte.weight
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        # idx: (B, T) character ids -> logits (B, T, V)
         table = self.wte.weight  # (V, emb_dim)
         if self.training and self.emb_dropout:  # one keep/drop per character: a (V, 1) mask
             table = table * F.dropout(table.new_ones(table.shape[0], 1), self.emb_dropout)

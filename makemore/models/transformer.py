@@ -48,11 +48,8 @@ class Block(nn.Module):
 
 
 class Transformer(nn.Module):
-    """Token + position embeddings, n_layer blocks, final LayerNorm, Linear to logits at every position. nanoGPT's init:
-    N(0, 0.02) for Linear and Embedding weights, zero biases, and the projections that write into the residual stream
-    (attention output, MLP output) at 0.02/sqrt(2*n_layer), so the stream's variance does not grow with depth. `dropout`
-    applies to the embeddings, the attention weights and the two residual paths alike; `attn_dropout` and
-    `resid_dropout` set the last two apart (null: `dropout`)."""
+    """Embeddings, n_layer blocks, LayerNorm, Linear to logits. nanoGPT's init: N(0, 0.02), zero biases, residual
+    projections 0.02/sqrt(2*n_layer). `attn_dropout`, `resid_dropout` (null: `dropout`) set those paths apart."""
 
     view: ClassVar[str] = "sequence"
 
@@ -94,7 +91,6 @@ class Transformer(nn.Module):
         return self.wte.weight
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        # idx: (B, T) character ids, T <= block_size -> logits (B, T, V)
         T = idx.shape[1]
         x = self.drop(self.wte(idx) + self.wpe.weight[:T])  # (B, T, C)
         return self.lm_head(self.ln_f(self.blocks(x)))

@@ -9,9 +9,7 @@ from torch import nn
 
 class WaveNet(nn.Module):
     """Embedding, then per level of log2(block_size): fuse position pairs, Linear (no bias), BatchNorm, tanh; then
-    Linear to logits. The lecture's init: N(0, 1) embedding, N(0, 1/fan_in) weights, the output layer scaled by 0.1 (a
-    first loss near ln(V)). BatchNorm needs more than one context per training batch; in eval mode it uses its running
-    statistics."""
+    Linear to logits. The lecture's init: N(0, 1/fan_in) weights, the output layer x0.1 (first loss near ln(V))."""
 
     view: ClassVar[str] = "context"
 
@@ -39,7 +37,6 @@ class WaveNet(nn.Module):
         return self.wte.weight
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        # idx: (B, T) character ids, T = block_size -> logits (B, V)
         if idx.shape[1] != self.block_size:  # any other T would fuse positions across contexts
             raise ValueError(f"wavenet reads exactly block_size={self.block_size} ids per context, got {idx.shape[1]}")
         x = self.wte(idx).flatten(0, 1)  # (B*T, C): rows in (batch, position) order

@@ -1,4 +1,4 @@
-"""Lightning callbacks for this project's own needs: step-based progress and timing, pictures and samples."""
+"""Lightning callbacks: last.ckpt and signals, loop timing, TensorBoard charts, pictures and samples."""
 
 import math
 import signal
@@ -19,28 +19,22 @@ from makemore.training.plan import plan_of
 
 
 class LastCheckpoint(Checkpoint):
-    """checkpoints/last.ckpt, everything a resumed run needs to continue bit for bit: written every
-    `every_n_steps` optimizer steps, after every validation (so also at the last step), and on Ctrl-C
-    or SIGTERM, after which the run stops with a message saying how to resume.
+    """checkpoints/last.ckpt, all a resume needs to continue bit for bit: every `every_n_steps` steps, after every
+    validation, and on Ctrl-C or SIGTERM, which then stop the run saying how to resume. Written between Lightning
+    calls only (after a validation that follows the call), so a resumed run neither repeats nor skips one. A second
+    Ctrl-C interrupts at once. Under DDP the processes agree at every call whether any was signalled."""
 
-    Writes happen only between Lightning calls, where the saved state is whole; when Lightning runs a
-    validation right after the call, the write waits for its end, so a resumed run neither repeats nor skips it.
-    A first Ctrl-C finishes the current call; a second one interrupts at once. Under DDP the processes
-    agree at every call whether any of them was signalled, so all of them save (rank zero writes) and stop.
-    """
-
-    multi_step_safe = True  # the multi-step path ends a call at every `step_interval`
+    multi_step_safe = True
 
     def __init__(self, dirpath: str, every_n_steps: int):
-        self.path = Path(dirpath) / "last.ckpt"
-        self.every_n_steps = every_n_steps
+        self.path, self.every_n_steps = Path(dirpath) / "last.ckpt", every_n_steps
+        self.step_interval = every_n_steps  # the multi-step path ends a call at every one
         self._stop_signal: int | None = None
         self._previous_handlers: dict[int, Any] = {}
         self._saved_step = -1
 
     def on_train_start(self, trainer: L.Trainer, *_: Any) -> None:
-        # After Lightning's own SIGTERM handler (registered just before): this one replaces it, so that
-        # SIGTERM, like Ctrl-C, stops between calls, after saving.
+        # replaces Lightning's SIGTERM handler (registered just before): SIGTERM, like Ctrl-C, stops after saving
         for signum in (signal.SIGINT, signal.SIGTERM):
             self._previous_handlers[signum] = signal.signal(signum, self._request_stop)
 
@@ -52,10 +46,6 @@ class LastCheckpoint(Checkpoint):
         for signum, handler in self._previous_handlers.items():
             signal.signal(signum, handler)
         self._previous_handlers = {}
-
-    @property
-    def step_interval(self) -> int:
-        return self.every_n_steps
 
     def on_train_batch_end(self, trainer: L.Trainer, *_: Any) -> None:
         if trainer.fast_dev_run or plan_of(trainer).validation_follows():
@@ -73,7 +63,7 @@ class LastCheckpoint(Checkpoint):
         self._save(trainer)
 
     def on_train_end(self, trainer: L.Trainer, *_: Any) -> None:
-        """The final state, also of a run that never validated (limit_val_batches=0): it can be resumed, sampled."""
+        """The final state, also of a run that never validated (limit_val_batches=0)."""
         if not trainer.fast_dev_run and self._saved_step != trainer.global_step:
             self._save(trainer)
 
@@ -82,7 +72,7 @@ class LastCheckpoint(Checkpoint):
         self._saved_step = trainer.global_step
 
     def _agree_on_stop(self, trainer: L.Trainer) -> bool:
-        """Whether any process was signalled (SIGTERM wins over Ctrl-C): one tiny all-reduce per call under DDP."""
+        """Whether any process was signalled (SIGTERM wins over Ctrl-C): one tiny all-reduce per call."""
         if trainer.world_size > 1:
             signum = trainer.strategy.reduce(torch.tensor(self._stop_signal or 0), reduce_op="max")
             self._stop_signal = int(signum) or None
@@ -137,8 +127,8 @@ class LossChart(L.Callback):
 
 @dataclass(eq=False)
 class EmbeddingPlot(L.Callback):
-    """The notebook's scatter of the embedding table C (dims 0 and 1) at every validation, as `path` and in
-    TensorBoard's Images; the whole table goes to TensorBoard's Projector at the end of training."""
+    """The notebook's scatter of the embedding table C (dims 0, 1) at every validation, to `path` and TensorBoard;
+    the whole table to TensorBoard's Projector at the end."""
 
     path: str
     max_labels: int = 100

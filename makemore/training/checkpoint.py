@@ -32,9 +32,8 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return path
 
 
-# What a checkpoint may hold besides torch's weights_only defaults (tensors, dicts, lists, tuples, strings,
-# numbers, collections.Counter for MultiStepLR's milestones): nothing. Any other class or function in the
-# pickle, i.e. code that unpickling would run, is refused.
+# What a checkpoint may hold beyond torch's weights_only defaults (tensors, plain containers, strings, numbers,
+# collections.Counter): nothing. Any other class or function in the pickle (code unpickling would run) is refused.
 CHECKPOINT_GLOBALS: list[Any] = []
 _READ_ERRORS = (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError, ValueError)
 
@@ -45,21 +44,18 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         with torch.serialization.safe_globals(CHECKPOINT_GLOBALS):
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
+    except _READ_ERRORS as e:
+        pickled = isinstance(e, pickle.UnpicklingError)
         unsafe = [line.strip() for line in str(e).splitlines() if "Unsupported global" in line]
-        if unsafe:
+        if pickled and unsafe:
             raise MakemoreError(
                 f"refused to load {path}: it holds Python objects beyond tensors and plain data, which a makemore "
                 f"checkpoint never does ({unsafe[0][:200]})"
             ) from None
-        raise MakemoreError(
-            f"cannot read {path} as a checkpoint (truncated or corrupted?): it is not a PyTorch file; "
-            "use another .ckpt, e.g. the run's best.ckpt or last.ckpt"
-        ) from None
-    except _READ_ERRORS as e:
         detail = str(e).splitlines()[0] if str(e) else ""
+        why = "it is not a PyTorch file" if pickled else f"{type(e).__name__}: {detail}"
         raise MakemoreError(
-            f"cannot read {path} as a checkpoint (truncated or corrupted?): {type(e).__name__}: {detail}; "
+            f"cannot read {path} as a checkpoint (truncated or corrupted?): {why}; "
             "use another .ckpt, e.g. the run's best.ckpt or last.ckpt"
         ) from None
     hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
@@ -81,8 +77,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def load_checkpoint(path: str | Path) -> tuple[LitLanguageModel, dict[str, Any]]:
     """The LitLanguageModel stored in `path` (in eval mode, on CPU) and the raw checkpoint dict."""
-    path = resolve_checkpoint(path)
-    ckpt = read_checkpoint(path)
+    ckpt = read_checkpoint(path := resolve_checkpoint(path))
     try:
         module = LitLanguageModel(**ckpt["hyper_parameters"])
         module.load_state_dict(ckpt["state_dict"])
@@ -93,8 +88,8 @@ def load_checkpoint(path: str | Path) -> tuple[LitLanguageModel, dict[str, Any]]
 
 
 def load_members(ckpt: str | Sequence[str]) -> tuple[list[Path], list[LitLanguageModel], list[dict[str, Any]]]:
-    """The checkpoint `ckpt` names, or each of a list of them (an ensemble's members, refused in one line unless
-    they share data and vocabulary): their paths, modules and raw checkpoints."""
+    """Paths, modules and raw checkpoints of `ckpt`, or of each of a list (an ensemble: they must share data and
+    vocabulary)."""
     paths = [resolve_checkpoint(p) for p in ([ckpt] if isinstance(ckpt, str) else list(ckpt))]
     loaded = [load_checkpoint(p) for p in paths]
     modules, ckpts = [m for m, _ in loaded], [c for _, c in loaded]
@@ -103,16 +98,13 @@ def load_members(ckpt: str | Sequence[str]) -> tuple[list[Path], list[LitLanguag
 
 
 def check_resumable(ckpt: dict[str, Any], path: Path, module: LitLanguageModel) -> None:
-    """Refuse to continue from a checkpoint trained with another model, vocabulary, optimizer, schedule or
-    data: loading it would fail on shapes or, worse, silently train something that is neither run."""
+    """Refuse a checkpoint trained with another model, vocabulary, optimizer or data: loading would fail on shapes
+    or, worse, silently train something that is neither run."""
     saved, current = ckpt["hyper_parameters"], module.hparams
     differences = _differences("", {k: saved.get(k) for k in _RESUME_KEYS}, {k: current.get(k) for k in _RESUME_KEYS})
     saved_data, data = saved.get("data") or {}, current.get("data") or {}
-    for key in SPLIT_IDENTITY:
-        if saved_data.get(key) != data.get(key):
-            differences.append(
-                f"data.{key}: {_short(saved_data.get(key))} in the checkpoint, {_short(data.get(key))} now"
-            )
+    differences += [f"data.{k}: {_short(saved_data.get(k))} in the checkpoint, {_short(data.get(k))} now"
+                    for k in SPLIT_IDENTITY if saved_data.get(k) != data.get(k)]  # fmt: skip
     if differences:
         raise MakemoreError(
             f"{path} was trained with a different config, so this run can't continue it: "
@@ -139,8 +131,8 @@ def _short(value: Any) -> str:
 
 
 class CheckpointWriter(TorchCheckpointIO):
-    """Checkpoints written whole or not at all: to a temp file, synced, then renamed over the old one, so a full
-    disk or a kill mid-write leaves the previous file as it was; a failed write is one line."""
+    """Checkpoints written whole or not at all (temp file, synced, renamed): a full disk or a kill mid-write leaves
+    the previous file as it was; a failed write is one line."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
         buffer = io.BytesIO()

@@ -18,36 +18,25 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 class LitLanguageModel(L.LightningModule):
-    """Wraps any model of makemore.models. Its arguments are plain data, so a checkpoint alone (weights, vocabulary,
-    configs) rebuilds it through the registries; `data` records the file and split trained on, for eval.
+    """Any model of makemore.models, from plain-data arguments, so a checkpoint alone rebuilds it; `data` records
+    the file and split trained on. One-step path (makemore.training.plan): Lightning steps on training_step's loss;
+    multi-step path: training_step gets k minibatches and takes k steps itself (`take_steps`)."""
 
-    On the one-step path (see makemore.training.plan) Lightning takes each optimizer step from the loss
-    training_step returns. On the multi-step path training_step gets k minibatches and takes k optimizer steps
-    itself (`take_steps`). Either way the mean train loss since the last log goes to the loggers."""
-
-    def __init__(
-        self,
-        model: dict[str, Any],
-        vocab: list[str],
-        optimizer: dict[str, Any],
-        scheduler: dict[str, Any] | None = None,
-        data: dict[str, Any] | None = None,
-        divergence_factor: float = 20.0,
-    ):
+    def __init__(self, model: dict[str, Any], vocab: list[str], optimizer: dict[str, Any],
+                 scheduler: dict[str, Any] | None = None, data: dict[str, Any] | None = None,
+                 divergence_factor: float = 20.0):  # fmt: skip
         super().__init__()
         self.save_hyperparameters(logger=False)
         self.vocab = Vocabulary(vocab)
         self.model = build_model(model, self.vocab.size)
         self.num_params = sum(p.numel() for p in self.model.parameters())
         self.manual_backward_pass = model.get("backward") == "manual"  # the model's hand-derived gradients
-        # A mean loss this far above the uniform model's ln(V) is divergence, not learning.
-        self.divergence_loss = divergence_factor * math.log(self.vocab.size)
+        self.divergence_loss = divergence_factor * math.log(self.vocab.size)  # this far above uniform's ln(V)
         self.stop_on_divergence = True  # off for the lr finder, whose sweep is meant to end in divergence
         self.plan = None  # the run's LoopPlan, set by build_trainer
         self.clip: tuple[float | None, str | None] = (None, None)  # the multi-step path's gradient clipping
         self.register_buffer("_loss_sum", torch.zeros(()), persistent=False)
-        self._loss_count = 0
-        self._lr = float("nan")
+        self._loss_count, self._lr = 0, float("nan")
         self._eval = [0.0, 0]  # val NLL sum (a tensor once summed) and target count
         self.schedule: dict[str, Any] | None = None  # the scheduler config with the run's length (configure_optimizers)
         self._resumed_schedule: dict[str, Any] | None = None
@@ -71,8 +60,7 @@ class LitLanguageModel(L.LightningModule):
                     "continue with the run length (trainer.max_steps or max_epochs) and scheduler it was started "
                     "with, or pin the scheduler's keys when you start a run to stop early and go on later"
                 )
-        scheduler = build_scheduler(self.schedule, optimizer)
-        if scheduler is None:
+        if (scheduler := build_scheduler(self.schedule, optimizer)) is None:
             return {"optimizer": optimizer}
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
@@ -103,17 +91,11 @@ class LitLanguageModel(L.LightningModule):
             super().optimizer_zero_grad(*args, **kwargs)
 
     def take_steps(self, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
-        """One optimizer step per minibatch, with the bare torch optimizer and schedule, then Lightning's counters
-        and the train-loss log."""
+        """One step per minibatch with the bare torch optimizer and schedule, then Lightning's counters and the log."""
         optimizer = self.optimizers().optimizer
         step, scheduler, group = unwrapped_step(optimizer), self.lr_schedulers(), optimizer.param_groups[0]
-        model, params, loss_sum, (clip, algorithm) = (
-            self.model,
-            list(self.model.parameters()),
-            self._loss_sum,
-            self.clip,
-        )
-        data_parallel = self.trainer.world_size > 1
+        model, loss_sum, (clip, algorithm) = self.model, self._loss_sum, self.clip
+        params, data_parallel = list(model.parameters()), self.trainer.world_size > 1
         clip_grads = torch.nn.utils.clip_grad_value_ if algorithm == "value" else torch.nn.utils.clip_grad_norm_
         for x, y in zip(xs, ys, strict=True):
             for p in params:
@@ -143,8 +125,8 @@ class LitLanguageModel(L.LightningModule):
         self._after_steps(self.global_step + 1)  # Lightning counts the step once this hook has returned
 
     def _after_steps(self, step: int) -> None:
-        """Log the mean train loss and lr where Lightning logs (every log_every_n_steps steps and at the last);
-        with log_every_n_steps=0 nothing is logged, and divergence is checked every 100 steps."""
+        """Log the mean train loss and lr every log_every_n_steps steps and at the last (0: no log, divergence checked
+        every 100 steps)."""
         every, last = self.trainer.log_every_n_steps, step >= self.plan.total_steps if self.plan else False
         if every and (step % every == 0 or last):
             self._log_train_loss(step, log=True)
@@ -152,7 +134,7 @@ class LitLanguageModel(L.LightningModule):
             self._log_train_loss(step, log=False)
 
     def _average_gradients(self, params: list[torch.nn.Parameter]) -> None:
-        """Every process's gradients -> their mean, in one all-reduce, so that every process takes the same step."""
+        """Every process's gradients -> their mean, in one all-reduce: every process takes the same step."""
         grads = [p.grad for p in params if p.grad is not None]
         flat = torch.cat([g.flatten() for g in grads])
         dist.all_reduce(flat)
@@ -169,8 +151,8 @@ class LitLanguageModel(L.LightningModule):
                     buffer.div_(self.trainer.world_size)
 
     def _log_train_loss(self, step: int, log: bool) -> None:
-        """Mean minibatch loss since the last log, over all processes: the loop's only host sync, where a diverged
-        run (non-finite, or above divergence_factor x ln V) stops before anything is saved as a result."""
+        """Mean loss since the last log over all processes: the loop's only host sync, where a diverged run
+        (non-finite, or above divergence_factor x ln V) stops before anything is saved as a result."""
         mean = self.trainer.strategy.reduce(self._loss_sum / self._loss_count, reduce_op="mean").item()
         if self.stop_on_divergence and (not math.isfinite(mean) or mean > self.divergence_loss):
             raise TrainingDiverged(
@@ -179,15 +161,14 @@ class LitLanguageModel(L.LightningModule):
                 "validated weights)"
             )
         self._loss_sum.zero_()
-        self._loss_count = 0
-        self.last_losses["loss"] = mean
+        self._loss_count, self.last_losses["loss"] = 0, mean
         if log:  # straight to the loggers, at the step self.log would use (self.log costs ~2 ms a call)
             for logger in self.loggers:
                 logger.log_metrics({"loss/train": mean, "lr": self._lr}, step=self.plan.log_step())
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """What a resumed run needs beyond what Lightning saves, to continue bit for bit."""
-        checkpoint["schedule"] = self.schedule  # with the run's length: a resume must keep it
+        checkpoint["schedule"] = self.schedule
         checkpoint["train_loss_since_log"] = {"sum": self._loss_sum.detach().cpu().clone(), "count": self._loss_count}
         checkpoint["rng_states"] = {"torch": torch.get_rng_state(), "python": random.getstate()}
         if torch.cuda.is_available():
@@ -219,8 +200,8 @@ class LitLanguageModel(L.LightningModule):
         self._eval[1] += int(y.ne(-100).sum())
 
     def on_validation_epoch_end(self) -> None:
-        """The exact mean NLL per character over the whole split: under DDP each process scored its own part, and
-        the sums are added up. `val_loss` is the callbacks', `loss/val` the loggers'; a sanity check logs neither."""
+        """The exact mean NLL per character over the split (DDP: the processes' sums added). `val_loss` is for the
+        callbacks, `loss/val` for the loggers; a sanity check logs neither."""
         totals = torch.tensor([float(self._eval[0]), float(self._eval[1])], dtype=torch.float64, device=self.device)
         nll, count = self.trainer.strategy.reduce(totals, reduce_op="sum").tolist()
         self._eval = [0.0, 0]

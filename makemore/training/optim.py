@@ -1,6 +1,5 @@
-"""Optimizers (`sgd`, `adamw`, `muon`) and learning-rate schedules (`constant`, `step`: x gamma at each milestone,
-the notebook's decay; `cosine`: to min_lr at total_steps), each schedule after an optional linear warmup and
-stepped once per optimizer step; built by name from plain values checked at the door."""
+"""Optimizers (`sgd`, `adamw`, `muon`) and lr schedules (`constant`, `step`: x gamma at each milestone, `cosine`:
+to min_lr at total_steps), after an optional linear warmup, stepped per optimizer step; built by name."""
 
 import bisect
 import math
@@ -17,30 +16,15 @@ from makemore.models import hidden_matrices
 
 
 class MuonWithAdamW(torch.optim.Optimizer):
-    """Muon (Jordan et al. 2024: momentum, then the update orthogonalized by Newton-Schulz iterations) for the
-    param groups marked "muon" (the hidden layers' 2-D weights), AdamW for the others (embeddings, the output
-    layer, biases and gains), as one optimizer, so one LR schedule, one checkpoint entry and Lightning's one-optimizer
-    loop serve both. Muon's lr is matched to AdamW's update RMS (torch's adjust_lr_fn="match_rms_adamw"), so one
-    `lr` means the same for both.
-    """
+    """Muon (Jordan et al. 2024) for the groups marked "muon" (hidden 2-D weights), AdamW for the rest, as one
+    optimizer: one LR schedule, one checkpoint entry. Muon's lr matches AdamW's update RMS, so one `lr` serves both."""
 
-    def __init__(
-        self,
-        params: list[dict[str, Any]],
-        lr: float,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        amsgrad: bool = False,
-        momentum: float = 0.95,
-        nesterov: bool = True,
-        ns_steps: int = 5,
-        fused: bool | None = None,
-    ):
-        muon_groups = [group for group in params if group.get("muon")]
+    def __init__(self, params: list[dict[str, Any]], lr: float, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, amsgrad: bool = False, momentum: float = 0.95, nesterov: bool = True,
+                 ns_steps: int = 5, fused: bool | None = None):  # fmt: skip
+        muon = {"momentum": momentum, "nesterov": nesterov, "ns_steps": ns_steps, "adjust_lr_fn": "match_rms_adamw"}
+        self.muon = torch.optim.Muon([g for g in params if g.get("muon")], lr=lr, **muon)
         adamw_groups = [group for group in params if not group.get("muon")]
-        self.muon = torch.optim.Muon(
-            muon_groups, lr=lr, momentum=momentum, nesterov=nesterov, ns_steps=ns_steps, adjust_lr_fn="match_rms_adamw"
-        )
         self.adamw = torch.optim.AdamW(adamw_groups, lr=lr, betas=betas, eps=eps, amsgrad=amsgrad, fused=fused)
         # the inner optimizers' own group dicts: a schedule setting group["lr"] here sets it for them
         super().__init__(self.muon.param_groups + self.adamw.param_groups, {"lr": lr})
@@ -64,20 +48,16 @@ class MuonWithAdamW(torch.optim.Optimizer):
         self.param_groups = self.muon.param_groups + self.adamw.param_groups
 
 
-OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
-    "sgd": torch.optim.SGD,
-    "adamw": torch.optim.AdamW,
-    "muon": MuonWithAdamW,
-}
+OPTIMIZERS: dict[str, type] = {"sgd": torch.optim.SGD, "adamw": torch.optim.AdamW, "muon": MuonWithAdamW}
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Weight decay on weight matrices and embeddings, not on biases and norm gains: the paper's R(theta)."""
     if not weight_decay:  # one group: each group costs a pass of the optimizer's per-step Python
         return [{"params": list(model.parameters()), "weight_decay": 0.0}]
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    params = list(model.parameters())
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]  # fmt: skip
     return [group for group in groups if group["params"]]  # the bigram has no biases
 
 
@@ -97,9 +77,8 @@ def muon_param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, A
 
 
 def unwrapped_step(optimizer: torch.optim.Optimizer) -> Callable[[], Any]:
-    """`optimizer.step` without the layers torch puts around every call (a profiler scope, hook dispatch, the LR
-    scheduler's call counter: as long as an SGD step of the notebook's MLP; see the README's Speed section). The
-    update is the same; with step hooks registered, the wrapped step is kept so that they run."""
+    """`optimizer.step` without torch's per-call wrapper (profiler scope, hook dispatch, the scheduler's counter: as
+    long as an SGD step of the notebook's MLP). Same update; with step hooks registered, the wrapped step runs."""
     wrapped = type(optimizer).step
     hooks = optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks
     if hooks or _global_optimizer_pre_hooks or _global_optimizer_post_hooks or not hasattr(wrapped, "__wrapped__"):
@@ -109,7 +88,6 @@ def unwrapped_step(optimizer: torch.optim.Optimizer) -> Callable[[], Any]:
 
 
 def build_optimizer(config: Mapping[str, Any], model: nn.Module) -> torch.optim.Optimizer:
-    """The optimizer `config` names (checked at the door), over the model's weight-decay groups."""
     cls = OPTIMIZERS[config["name"]]
     settings = {k: v for k, v in config.items() if k not in ("name", "weight_decay")}
     if "betas" in settings:
@@ -119,7 +97,7 @@ def build_optimizer(config: Mapping[str, Any], model: nn.Module) -> torch.optim.
 
 
 def lr_factor(config: Mapping[str, Any], base_lr: float) -> Callable[[int], float]:
-    """The schedule `config` names as a function of the optimizer step: the factor on base_lr at that step."""
+    """The schedule `config` names: optimizer step -> the factor on base_lr."""
     name, warmup = config["name"], config.get("warmup_steps", 0)
     milestones = sorted(config.get("milestones", []))
     gamma, total, min_lr = config.get("gamma", 0.1), config.get("total_steps"), config.get("min_lr", 0.0)
@@ -138,8 +116,8 @@ def lr_factor(config: Mapping[str, Any], base_lr: float) -> Callable[[int], floa
 
 
 def resolve_schedule(config: Mapping[str, Any] | None, run_steps: float) -> dict[str, Any]:
-    """The schedule with a length left null made the run's: cosine's total_steps, and the step decay's milestone at
-    decay_at of `run_steps` (the steps the Trainer will take: Lightning's estimated_stepping_batches)."""
+    """Lengths left null made the run's: cosine's total_steps, and the step decay's milestone at decay_at of
+    `run_steps` (Lightning's estimated_stepping_batches)."""
     config = dict(config or {"name": "constant"})
     derived = [key for key in ("total_steps", "milestones") if key in config and config[key] is None]
     if derived and not math.isfinite(run_steps):

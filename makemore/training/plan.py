@@ -1,14 +1,11 @@
-"""The loop's bookkeeping, in one object: LoopPlan decides how many optimizer steps each Lightning call takes,
-where the data module's sampling continues, and tells Lightning's loop what happened.
+"""LoopPlan: how many optimizer steps each Lightning call takes, where sampling continues, and what Lightning's
+loop is told.
 
-- The **multi-step path** (the default): a call runs up to `steps_per_call` optimizer steps inside
-  LitLanguageModel.training_step, because Lightning's per-call machinery costs more than a step of these models.
-  Each call ends exactly where Lightning or a callback acts (a validation, a log, a checkpoint, an epoch's or the
-  run's end), and Lightning's counters then advance by the steps taken, so every Trainer argument keeps its
-  documented meaning: a step is an optimizer step, a training batch one minibatch.
-- The **one-step path**: one minibatch per call under Lightning's automatic optimization, when something needs
-  Lightning's per-step hooks (a callback acting on every batch, gradient accumulation, max_time, a subclass of
-  the module, steps_per_call=1). The run says so once.
+- **multi-step path** (default): a call runs up to `steps_per_call` steps inside LitLanguageModel.training_step
+  (Lightning's per-call cost exceeds a step of these models), ending where Lightning or a callback acts; Lightning's
+  counters then advance by the steps taken, so a step is an optimizer step and a training batch one minibatch.
+- **one-step path**: one minibatch per call under automatic optimization, when something needs per-step hooks
+  (a per-batch callback, gradient accumulation, max_time, a module subclass, steps_per_call=1). The run says so.
 
 Lightning's private attributes appear in this file only, guarded by tests/test_lightning_contract.py.
 """
@@ -28,8 +25,7 @@ PER_STEP_HOOKS = ("on_train_batch_start", "on_train_batch_end", "on_before_backw
 
 
 def _acts_per_step(callback: Callback) -> bool:
-    """Whether a callback acts in a per-batch hook. Ours, EarlyStopping and a ModelCheckpoint saving on validation
-    act only where a call ends."""
+    """Whether a callback acts in a per-batch hook (ours, EarlyStopping, a validation ModelCheckpoint don't)."""
     if getattr(callback, "multi_step_safe", False) or isinstance(callback, EarlyStopping):
         return False
     if isinstance(callback, ModelCheckpoint):
@@ -57,8 +53,8 @@ class LoopPlan(L.Callback):
         self.steps_per_call = 1 if reasons else steps_per_call
         self.multi_step = self.steps_per_call > 1
         self.reason = "; ".join(reasons) or None
-        self.trainer: L.Trainer | None = None  # the Trainer built with it
-        self.total_steps: float = 0  # the steps this run will take (Lightning's estimated_stepping_batches)
+        self.trainer: L.Trainer | None = None  # set by build_trainer
+        self.total_steps: float = 0  # Lightning's estimated_stepping_batches
 
     def on_train_start(self, trainer: L.Trainer, *_: Any) -> None:
         self.total_steps = trainer.estimated_stepping_batches
@@ -73,8 +69,7 @@ class LoopPlan(L.Callback):
             trainer.should_stop = True
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
-        """The step count into both of Lightning's optimizer-step counters (automatic and manual optimization each
-        keep one, and global_step reads the running path's): a checkpoint of either path resumes on either."""
+        """The step count into both optimizer-step counters (global_step reads the running path's): either resumes."""
         loop = checkpoint["loops"]["fit_loop"]
         automatic = loop["epoch_loop.automatic_optimization.optim_progress"]["optimizer"]["step"]
         manual = loop["epoch_loop.manual_optimization.optim_step_progress"]
@@ -83,17 +78,16 @@ class LoopPlan(L.Callback):
             target[part] = {**target[part], **{k: source[part][k] for k in ("ready", "completed")}}
 
     def position(self) -> tuple[int, int, int]:
-        """Minibatches of the run so far, of this epoch so far, and in this epoch: where sampling continues (also
-        after a resume) and where the epoch ends (after limit_train_batches)."""
+        """Minibatches of the run so far, of this epoch so far, and in this epoch (after limit_train_batches)."""
         progress = self.trainer.fit_loop.epoch_loop.batch_progress
         return progress.total.ready, progress.current.ready, int(self.trainer.num_training_batches)
 
     def next_call(self, total: int, in_epoch: int) -> int:
-        """Optimizer steps in the call after `total` steps of the run and `in_epoch` minibatches of this epoch: at
-        most steps_per_call, ending exactly at the next step where Lightning or a callback acts."""
-        trainer = self.trainer
+        """Steps in the next call (after `total` run steps, `in_epoch` epoch minibatches): at most steps_per_call,
+        ending exactly at the next step where Lightning or a callback acts."""
         if not self.multi_step:
             return 1
+        trainer = self.trainer
         k = min(self.steps_per_call, int(trainer.num_training_batches) - in_epoch, int(self.total_steps) - total)
         across = [trainer.log_every_n_steps]
         if isinstance(trainer.val_check_batch, int):
@@ -111,11 +105,9 @@ class LoopPlan(L.Callback):
         return max(1, k)
 
     def advance(self, steps: int) -> None:
-        """After a call of `steps` optimizer steps on as many minibatches: Lightning counted the call as one step
-        and one batch; its private counters get the rest, so global_step, the epoch's end, val_check_interval,
-        log_every_n_steps and the logging axis all count optimizer steps."""
-        trainer = self.trainer
-        loop = trainer.fit_loop.epoch_loop
+        """After a call of `steps` steps: Lightning counted one step and one batch; its private counters get the
+        rest, so global_step, the epoch's end, val_check_interval and the logging axis all count optimizer steps."""
+        trainer, loop = self.trainer, self.trainer.fit_loop.epoch_loop
         loop.manual_optimization.optim_step_progress.increment_by(steps)  # global_step
         in_epoch = loop.batch_progress.current.ready + steps - 1
         if steps > 1:

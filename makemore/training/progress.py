@@ -20,10 +20,9 @@ def _duration(seconds: float) -> str:
 
 
 class StepProgress(ProgressBar):
-    """Counts optimizer steps, not Lightning calls. On a terminal: one tqdm bar (step/total, loss, val loss,
-    steps/s), refreshed every `refresh_rate` steps. Otherwise (output redirected to a file): a line every `every`
-    steps (null: about 20 per run) and at the end, `step 1000/2000 | loss 2.4102 | val 2.4213 | 1698 steps/s |
-    ETA 0m01s`, with the val loss of that very step when it was validated. Only the first process reports."""
+    """Optimizer steps, not Lightning calls, on the first process. A terminal: a tqdm bar refreshed every
+    `refresh_rate` steps. Else a line every `every` steps (null: ~20 a run) and at the end, `step 1000/2000 |
+    loss 2.4102 | val 2.4213 | 1698 steps/s | ETA 0m01s`, with the val loss when that very step was validated."""
 
     multi_step_safe = True  # reads trainer.global_step, which counts every step of a call
 
@@ -57,11 +56,10 @@ class StepProgress(ProgressBar):
         self._flush(pl_module)  # a line waiting for a validation that did not come
         step = trainer.global_step
         last = self._total is not None and step >= self._total
-        if self._bar is not None:
-            if step - self._shown >= self.refresh_rate or last:
-                self._bar.n, self._shown = step, step
-                self._bar.set_postfix({k: f"{v:.4f}" for k, v in pl_module.last_losses.items()})
-        elif step // self._every > self._shown // self._every or last:
+        if self._bar is not None and (step - self._shown >= self.refresh_rate or last):
+            self._bar.n, self._shown = step, step
+            self._bar.set_postfix({k: f"{v:.4f}" for k, v in pl_module.last_losses.items()})
+        elif self._bar is None and (step // self._every > self._shown // self._every or last):
             self._shown = step
             rate = (step - self._start_step) / max(time.perf_counter() - self._start_time, 1e-9)
             self._pending = {"step": step, "rate": rate, "loss": pl_module.last_losses.get("loss")}

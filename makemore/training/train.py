@@ -63,7 +63,6 @@ def train(cfg: DictConfig) -> float:
         if cfg.get("resume") or cfg.get("ckpt_path"):
             given = Path(cfg.resume) / "checkpoints" / "last.ckpt" if cfg.get("resume") else Path(cfg.ckpt_path)
             ckpt_path = Path(to_absolute_path(str(given)))
-        if ckpt_path is not None:
             ckpt = read_checkpoint(ckpt_path)
             check_resumable(ckpt, ckpt_path, module)
             start_step = ckpt["global_step"]
@@ -141,9 +140,8 @@ def build_module(cfg: DictConfig, datamodule: CharDataModule) -> LitLanguageMode
 
 
 def set_torch_threads(cfg: DictConfig, module: LitLanguageModel) -> None:
-    """`threads`; else one thread for a tiny step (parameters x positions per minibatch below `one_thread_below`:
-    the notebook's MLP), where waking a second thread for each small op costs more than it saves; else the free
-    cores, shared out among the jobs of a parallel launcher (hydra.launcher.n_jobs)."""
+    """`threads`; else one for a tiny step (parameters x positions per minibatch below `one_thread_below`), where a
+    second thread costs more than it saves; else the free cores, shared among a parallel launcher's n_jobs."""
     threads = cfg.threads
     positions = cfg.batch_size * (cfg.block_size if module.model.view == "sequence" else 1)
     if threads is None and module.num_params * positions < cfg.one_thread_below:
@@ -154,15 +152,13 @@ def set_torch_threads(cfg: DictConfig, module: LitLanguageModel) -> None:
     torch.set_num_threads(threads or free_cores())
 
 
-def build_trainer(
-    cfg: DictConfig, module: LitLanguageModel, datamodule: CharDataModule, loggers: list[Logger], callbacks: list
-) -> L.Trainer:
+def build_trainer(cfg: DictConfig, module: LitLanguageModel, datamodule: CharDataModule, loggers: list[Logger],
+                  callbacks: list) -> L.Trainer:  # fmt: skip
     """Lightning's Trainer from cfg.trainer, with the run's LoopPlan choosing the path for these callbacks."""
     kwargs = trainer_kwargs(_plain(cfg.trainer))
-    if not kwargs.get("enable_checkpointing", True):
-        callbacks = [c for c in callbacks if not isinstance(c, Checkpoint)]
-    if not kwargs.get("enable_progress_bar", True):
-        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    off = tuple(kind for kind, on in ((Checkpoint, "enable_checkpointing"), (ProgressBar, "enable_progress_bar"))
+                if not kwargs.get(on, True))  # fmt: skip
+    callbacks = [c for c in callbacks if not isinstance(c, off)]
     if isinstance(kwargs.get("profiler"), dict):
         kwargs["profiler"] = instantiate(kwargs["profiler"])
     subclass = type(module).__name__ if type(module) is not LitLanguageModel else None
@@ -241,13 +237,12 @@ def build_loggers(cfg: DictConfig, purge_step: int | None) -> list[Logger]:
 
 def write_results(cfg: DictConfig, trainer: L.Trainer, module: LitLanguageModel, datamodule: CharDataModule,
                   train_time_s: float, start_step: int = 0) -> dict[str, Any]:  # fmt: skip
-    """metrics.json (whole-split losses of best.ckpt; of the final weights when nothing was checkpointed), the
-    loggers' final entries, samples.txt and the summary. Times and speed are this process's."""
+    """metrics.json (whole-split losses of best.ckpt, else of the final weights), the loggers' final entries,
+    samples.txt and the summary. Times and speed are this process's."""
     run_dir, callback = Path(cfg.run_dir), best_checkpoint(trainer)
     if callback is not None and callback.best_model_path:
-        best_path = Path(callback.best_model_path)
-        best, best_ckpt = load_checkpoint(best_path)
-        # relative to the run dir; absolute when it is the best of the run that ckpt_path= continued
+        best, best_ckpt = load_checkpoint(best_path := Path(callback.best_model_path))
+        # absolute when it is the best of the run that ckpt_path= continued
         best_file = str(best_path.relative_to(run_dir) if best_path.is_relative_to(run_dir) else best_path)
         best_step = best_ckpt["global_step"]
     else:
@@ -256,21 +251,13 @@ def write_results(cfg: DictConfig, trainer: L.Trainer, module: LitLanguageModel,
               for split, ex in datamodule.examples.items()}  # fmt: skip
     loop_s = next(c for c in trainer.callbacks if isinstance(c, TrainingClock)).seconds
     record = datamodule.record()
-    metrics = {
-        "model": best.hparams.model["name"],
-        "name": run_label(cfg),
-        "num_params": best.num_params,
-        "vocab_size": datamodule.vocab.size,
-        "split_sizes": datamodule.split_sizes,
-        "data": {"path": record["path"], "sha256": record["sha256"]},  # what compare.py tells apart
-        "steps": trainer.global_step,
-        "resumed_from_step": start_step,
-        "train_time_s": round(train_time_s, 2),
-        "steps_per_s": round((trainer.global_step - start_step) / loop_s, 1) if loop_s else None,  # the loop alone
-        **losses,
-        "best_step": best_step,
-        "best_ckpt": best_file,  # null: the final weights were scored (no best.ckpt)
-    }
+    speed = round((trainer.global_step - start_step) / loop_s, 1) if loop_s else None  # the loop alone
+    metrics = {"model": best.hparams.model["name"], "name": run_label(cfg), "num_params": best.num_params,
+               "vocab_size": datamodule.vocab.size, "split_sizes": datamodule.split_sizes,
+               "data": {"path": record["path"], "sha256": record["sha256"]},  # what compare.py tells apart
+               "steps": trainer.global_step, "resumed_from_step": start_step, "train_time_s": round(train_time_s, 2),
+               "steps_per_s": speed, **losses, "best_step": best_step,
+               "best_ckpt": best_file}  # fmt: skip
     atomic_write_json(run_dir / "metrics.json", metrics)
     log_final(cfg, trainer, losses)
     samples = generate(best.model, best.vocab, cfg.sample.num_samples, max_len=cfg.sample.max_len, seed=cfg.seed)
@@ -281,8 +268,8 @@ def write_results(cfg: DictConfig, trainer: L.Trainer, module: LitLanguageModel,
 
 
 def log_final(cfg: DictConfig, trainer: L.Trainer, losses: dict[str, float]) -> None:
-    """The run's knobs with its final losses: TensorBoard's HPARAMS tab, MLflow's and W&B's params and metrics.
-    The losses go under results/, whose charts sort after the loss curves."""
+    """The run's knobs with its final losses (under results/, charted after the loss curves): TensorBoard's HPARAMS,
+    MLflow's and W&B's params and metrics."""
     hparams = {k: cfg[k] for k in ("block_size", "emb_dim", "hidden", "batch_size", "seed")}
     hparams |= {"model": _plain(cfg.model), "optimizer": _plain(cfg.optimizer), "scheduler": _plain(cfg.scheduler),
                 "max_steps": cfg.trainer.max_steps, "tags": list(cfg.tags)}  # fmt: skip
@@ -323,9 +310,7 @@ def show_config(cfg: DictConfig, run_dir: Path) -> None:
         """`mapping` under `node`; at the root (`skip` given) the knobs in one line, then the groups but `skip`."""
         text = {k: json.dumps(v) if isinstance(v, list | bool | None) else str(v) for k, v in mapping.items()}
         if skip is not None:
-            node.add(
-                ", ".join(f"{k}={text[k]}" for k, v in mapping.items() if not isinstance(v, dict)), highlight=False
-            )
+            node.add(", ".join(f"{k}={text[k]}" for k in text if not isinstance(mapping[k], dict)), highlight=False)
             mapping = {k: v for k, v in mapping.items() if isinstance(v, dict) and k not in skip}
         for key, value in mapping.items():
             if isinstance(value, dict) and value:
@@ -337,6 +322,6 @@ def show_config(cfg: DictConfig, run_dir: Path) -> None:
     values = OmegaConf.to_container(cfg, resolve=True)
     with (run_dir / "config_tree.txt").open("w") as f:
         Console(file=f, width=120, color_system=None).print(grow(Tree("config", guide_style="dim"), values, ()))
-    if cfg.get("print_config", True):
+    if cfg.get("print_config", True):  # the run's parts only
         parts = grow(Tree("config", guide_style="dim"), values, ("hydra", "callbacks", "lr_find", "sample"))
-        Console(width=120).print(parts)  # the run's parts only
+        Console(width=120).print(parts)
