@@ -122,7 +122,7 @@ def test_the_knob_is_checked_by_the_schema_and_stored(name):
 
 
 @pytest.mark.parametrize("model", ["mlp", "mlp_batchnorm"])
-@pytest.mark.parametrize("path", ["steps_per_call=100", "steps_per_call=1"])
+@pytest.mark.parametrize("path", ["steps_per_call=100", pytest.param("steps_per_call=1", marks=pytest.mark.slow)])
 def test_a_manual_run_follows_the_autograd_run(names_path, tmp_path, model, path):
     """On either training path, with the same clipping and schedule, model.backward=manual trains the run autograd
     trains: the same val loss to float noise."""

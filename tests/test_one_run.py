@@ -89,6 +89,7 @@ def test_a_resume_on_the_other_path_continues_the_same_run(names_path, tmp_path)
     assert [s for s, _ in scalars(tmp_path / "resumed", "loss/train")] == list(range(1099, 2000, 100))
 
 
+@pytest.mark.slow  # the default suite's 5-minute budget; CI runs -m slow
 def test_a_model_checkpoint_file_resumes_as_last_ckpt_does(names_path, tmp_path):
     """A user's ModelCheckpoint(every_n_train_steps=500) file (Lightning's `epoch=0-step=500.ckpt`) continues the
     run exactly: the same steps, losses and weights as the uninterrupted run."""
@@ -108,6 +109,7 @@ def test_a_model_checkpoint_file_resumes_as_last_ckpt_does(names_path, tmp_path)
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
+@pytest.mark.slow  # the default suite's 5-minute budget; CI runs -m slow
 def test_muon_resumes_exactly(names_path, tmp_path):
     """optimizer=muon with a cosine schedule, stopped and continued: the uninterrupted run's val loss, and the
     lr Muon steps with is the schedule's (before: its lr stayed while the logged one decayed)."""
@@ -120,6 +122,7 @@ def test_muon_resumes_exactly(names_path, tmp_path):
     assert resumed["val_loss"] == pytest.approx(whole["val_loss"], abs=1e-6)
 
 
+@pytest.mark.slow  # the default suite's 5-minute budget; CI runs -m slow
 def test_two_runs_started_together_get_two_run_dirs(names_path, tmp_path):
     """The default run dir (outputs/<date>/<time>) of two runs started in the same second: two dirs, each with its
     own metrics.json, checkpoints and TensorBoard events."""
@@ -153,6 +156,7 @@ def test_free_cores_leave_the_busy_ones(monkeypatch):
     assert free_cores() == 1
 
 
+@pytest.mark.slow  # the default suite's 5-minute budget; CI runs -m slow
 @pytest.mark.skipif(shutil.which("mount") is None, reason="needs mount")
 def test_a_full_disk_ends_the_run_in_one_line_and_leaves_loadable_checkpoints(names_path, tmp_path):
     """A 3 MB tmpfs: the run fails with one `makemore: error:` line and no traceback; every .ckpt left loads."""

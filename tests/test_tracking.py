@@ -2,10 +2,13 @@
 files, the CSV file, MLflow's client and server, the offline W&B run's files; names, tags, the printed
 config, --help, the debug presets and local overrides."""
 
+import contextlib
 import csv
 import json
+import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -112,6 +115,7 @@ def test_mlflow_ui_serves_the_run(tracked):
         [mlflow, "ui", "--backend-store-uri", tracked["uri"], "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the web server's workers and job runner stop with it
     )
     try:
         api = f"http://127.0.0.1:{port}/api/2.0/mlflow"
@@ -134,7 +138,8 @@ def test_mlflow_ui_serves_the_run(tracked):
         assert run["info"]["run_name"] == "my_try"
         assert {m["key"] for m in run["data"]["metrics"]} >= {"loss/train", "loss/val", "lr", "results/val_loss"}
     finally:
-        server.terminate()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)  # the server and every process it started
         server.wait(timeout=30)
 
 
