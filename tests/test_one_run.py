@@ -75,6 +75,7 @@ def test_once_per_epoch_validation_is_lightnings(names_path, tmp_path):
         fit(names_path, tmp_path / "hint", *run[:3], "trainer.check_val_every_n_epoch=1", "hidden=16")
 
 
+@pytest.mark.slow  # the default suite's 5-minute budget; CI runs -m slow
 def test_a_resume_on_the_other_path_continues_the_same_run(names_path, tmp_path):
     """last.ckpt of the multi-step path resumed with a per-step Lightning callback (LearningRateMonitor: the
     one-step path) ends where the uninterrupted run ends (before: val 2.1491 against 2.1615)."""
