@@ -33,7 +33,7 @@ def report_user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except (MakemoreError, OmegaConfBaseException, OSError) as e:
-            if isinstance(e, OSError) and e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            if isinstance(e, OSError) and not is_full_disk(e):
                 raise
             error = e if isinstance(e, MakemoreError) else ConfigError(describe_config_error(e))
             log.debug("user error", exc_info=True)
@@ -48,9 +48,14 @@ def report_user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def is_full_disk(error: BaseException) -> bool:
+    """Hydra's MissingConfigException is an OSError too: only ENOSPC/EDQUOT are a full disk."""
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 def describe_config_error(error: BaseException) -> str:
     """Hydra's and OmegaConf's reports, or a full disk, as one line saying what to do."""
-    if isinstance(error, OSError):
+    if is_full_disk(error):
         where = HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else "<run dir>"
         return (
             f"no space left on the device{f' writing {error.filename}' if error.filename else ''}: free space, then "
