@@ -1,22 +1,22 @@
 """The composed config at the door, before the run dir exists: each value checked once, where it lands (by the
 schema of its part in makemore.schema, by the part's own constructor), and a refusal is one line."""
 
+import fcntl
 import functools
 import inspect
 import logging
 import math
+import os
 import tempfile
 import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from makemore.errors import ConfigError, exit_with
+from makemore.errors import ConfigError, exit_with, first_process
 
 NOT_MAKEMORES = ("hydra", "run_dir", "trainer", "logger", "callbacks")  # Hydra's and Lightning's (the trainer: below)
 # interpolated into the groups (model.hidden: ${hidden}): checked where they land, named in a refusal as typed
@@ -41,11 +41,8 @@ REFUSED = {
 KEPT = {"use_distributed_sampler": False, "reload_dataloaders_every_n_epochs": 0, "barebones": False}
 
 
-def validate_config(cfg: DictConfig, job: bool = False) -> None:
-    """Refuse a bad train config in one line before data is read; `job`: in a sweep's task (validate_job), where a
-    bad job is a failed row (a single run was checked by CheckConfigFirst)."""
-    if job and HydraConfig.get().mode != RunMode.MULTIRUN:
-        return
+def validate_config(cfg: DictConfig) -> None:
+    """Refuse a bad train config in one line before data is read (a sweep's job: in its task, a failed row)."""
     from makemore import schema
 
     plain = OmegaConf.masked_copy(cfg, [key for key in cfg if key not in ("hydra", "logger", "callbacks")])
@@ -90,9 +87,6 @@ def validate_config(cfg: DictConfig, job: bool = False) -> None:
     if ckpt and not Path(ckpt).is_file():
         raise ConfigError(f"ckpt_path={ckpt}: no such file; pass a .ckpt file such as <run dir>/checkpoints/last.ckpt")
     check_parts(values, raw)
-
-
-validate_job = functools.partial(validate_config, job=True)
 
 
 def check_parts(values: dict[str, Any], raw: dict[str, Any]) -> None:
@@ -171,47 +165,61 @@ check_eval_options = functools.partial(_check_tool_options, options="EvalOptions
 
 
 class CheckConfigFirst(Callback):
-    """Before Hydra makes the run dir: a bad config leaves nothing, same-second runs get a dir each (..._1)."""
+    """Before Hydra makes the run dir: a bad config leaves nothing, same-second runs get a dir each (..._1), and a
+    live run's dir is locked against a second run."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
             validate_config(config)
-            given = _given(config)
-            if config.trainer.get("fast_dev_run") and "hydra.run.dir" not in given:
-                stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
-                with open_dict(config):  # Lightning's fast_dev_run saves nothing: nor does it leave a run dir here
-                    config.hydra.run.dir = str(Path(tempfile.gettempdir()) / "makemore-fast-dev-run" / stamp)
-            _claim(config, "run", given)
+            _claim(config, "run")
         except ConfigError as e:
             exit_with(e)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
-            _claim(config, "sweep", _given(config))
+            _claim(config, "sweep")
         except ConfigError as e:
             exit_with(e)
 
 
-def _given(config: DictConfig) -> list[str]:
-    """The keys set on the command line (Hydra keeps its own, hydra.*, apart)."""
-    return [o.lstrip("+~").split("=")[0] for o in [*config.hydra.overrides.task, *config.hydra.overrides.hydra]]
+_held: dict[Path, Any] = {}  # run dir -> its open lock file, held while this process lives
 
 
-def _claim(config: DictConfig, kind: str, given: list[str]) -> None:
-    """Create hydra.<kind>.dir: the default one exclusively (next free suffix), a dir the user names for reuse."""
+def _claim(config: DictConfig, kind: str) -> None:
+    """Create hydra.<kind>.dir: a dir the user names for reuse (a run's locked), the default one exclusively (the
+    next free suffix); Lightning's fast_dev_run saves nothing, so it gets a temporary dir unless one is named."""
+    given = [o.lstrip("+~").split("=")[0] for o in [*config.hydra.overrides.task, *config.hydra.overrides.hydra]]
+    if kind == "run" and config.trainer.get("fast_dev_run") and "hydra.run.dir" not in given:
+        stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
+        with open_dict(config):
+            config.hydra.run.dir = str(Path(tempfile.gettempdir()) / "makemore-fast-dev-run" / stamp)
     path = Path(config.hydra[kind].dir)
     try:
         if f"hydra.{kind}.dir" in given:
             path.mkdir(parents=True, exist_ok=True)
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for n in range(1, 1000):
-            try:
-                path.mkdir()
-                break
-            except FileExistsError:
-                path = path.with_name(f"{Path(config.hydra[kind].dir).name}_{n}")
-        with open_dict(config):
-            config.hydra[kind].dir = str(path)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            for n in range(1, 1000):
+                try:
+                    path.mkdir()
+                    break
+                except FileExistsError:
+                    path = path.with_name(f"{Path(config.hydra[kind].dir).name}_{n}")
+            with open_dict(config):
+                config.hydra[kind].dir = str(path)
+        lock = (path / ".lock").open("a+") if kind == "run" and first_process() else None
     except OSError as e:
         raise ConfigError(UNWRITABLE.format(path, e.strerror)) from None
+    if lock is not None and path.resolve() not in _held:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.seek(0)
+            raise ConfigError(
+                f"another run (pid {lock.read().strip() or '?'}) is writing into {path}: wait for it to end, or pass "
+                "another hydra.run.dir"
+            ) from None
+        lock.truncate(0)
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        _held[path.resolve()] = lock

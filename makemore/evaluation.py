@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from makemore.data.contexts import SPLIT_IDENTITY, recorded_splits
-from makemore.data.sequences import IGNORE_INDEX, Examples, build_examples
+from makemore.data.sequences import BUILD_EXAMPLES, IGNORE_INDEX, Examples
 from makemore.data.vocab import Vocabulary
 from makemore.errors import DataError, MakemoreError
 
@@ -62,7 +62,7 @@ def split_log_probs(
         )
     scores = {}
     for name, items in splits.items():
-        scored = [target_log_probs(m, build_examples(m.view, items, vocab, m.block_size), chunk_size) for m in models]
+        scored = [target_log_probs(m, BUILD_EXAMPLES[m.view](items, vocab, m.block_size), chunk_size) for m in models]
         for i, (_, targets) in enumerate(scored[1:], start=2):  # a guard: the views must agree on what is scored
             if not torch.equal(targets, scored[0][1]):
                 raise MakemoreError(f"member {i} scores other targets of the {name} split than member 1")

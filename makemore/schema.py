@@ -95,29 +95,29 @@ def _first_unplain(value: Any, where: str) -> str | None:
     return None
 
 
-def _said(kind: Any, description: str) -> Any:
-    return Annotated[kind, Field(description=description)]
-
-
 SIGNATURE_RULES: dict[str, Any] = {  # the ranges a signature cannot say, as types
     **dict.fromkeys(("block_size", "emb_dim", "hidden", "n_layer", "n_head"), PositiveInt),
     **dict.fromkeys(("dropout", "emb_dropout", "weight_dropout"), Rate),
-    **dict.fromkeys(("attn_dropout", "resid_dropout"), _said(Rate | None, f"{RATE}, or null for dropout's")),
+    **dict.fromkeys(("attn_dropout", "resid_dropout"), Annotated[Rate | None, Field(description=f"{RATE} or null")]),
     "bn_momentum": Annotated[float, Field(gt=0, le=1, description="a number in (0, 1]")],
     # Lightning's Trainer: the ranges its constructor leaves open (makemore.config constructs one at the door)
-    "val_check_interval": _said(
+    "val_check_interval": Annotated[
         Annotated[int, Field(ge=1)] | Annotated[float, Field(gt=0, le=1)] | None,
-        "a whole number of optimizer steps >= 1 or a fraction of an epoch in (0, 1]",
-    ),
-    "limit_val_batches": _said(
+        Field(description="a whole number of optimizer steps >= 1 or a fraction of an epoch in (0, 1]"),
+    ],
+    "limit_val_batches": Annotated[
         Annotated[int, Field(ge=0)] | Annotated[float, Field(ge=0, le=1)] | None,
-        "a number of validation batches or a fraction of the split in [0, 1]",
-    ),
-    "check_val_every_n_epoch": _said(PositiveInt | None, "a whole number of epochs >= 1 or null"),
+        Field(description="a number of validation batches or a fraction of the split in [0, 1]"),
+    ],
+    "check_val_every_n_epoch": Annotated[
+        PositiveInt | None, Field(description="a whole number of epochs >= 1 or null")
+    ],
     "log_every_n_steps": Annotated[int, Field(ge=0, description="a whole number of steps >= 0 (0: never log)")],
     "accumulate_grad_batches": Annotated[int, Field(ge=1, description="a whole number >= 1")],
-    "gradient_clip_val": _said(PositiveFloat | None, f"{POSITIVE} (the largest gradient norm) or null"),
-    "gradient_clip_algorithm": _said(Literal["norm", "value"] | None, "norm, value or null"),
+    "gradient_clip_val": Annotated[
+        PositiveFloat | None, Field(description=f"{POSITIVE} (the largest gradient norm) or null")
+    ],
+    "gradient_clip_algorithm": Annotated[Literal["norm", "value"] | None, Field(description="norm, value or null")],
 }
 
 

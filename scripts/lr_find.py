@@ -5,10 +5,12 @@ lr_find.apply=true goes on to train with it in the same run dir.
 """
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from makemore.cli import report_user_errors, run
-from makemore.config import validate_job
+from makemore.config import validate_config
 from makemore.resolvers import register_resolvers
 
 register_resolvers()
@@ -17,7 +19,8 @@ register_resolvers()
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 @report_user_errors
 def main(cfg: DictConfig) -> float | None:
-    validate_job(cfg)
+    if HydraConfig.get().mode == RunMode.MULTIRUN:  # a single run was checked before its run dir existed
+        validate_config(cfg)
     from makemore.lr_find import find_lr
     from makemore.training.train import train
 

@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from makemore.data.datamodule import CharDataModule
-from makemore.data.sequences import build_examples
+from makemore.data.sequences import BUILD_EXAMPLES
 from makemore.data.vocab import Vocabulary
 from makemore.errors import MakemoreError
 from makemore.evaluation import evaluate, mean_nll
@@ -70,8 +70,8 @@ def test_changing_a_later_character_never_changes_an_earlier_prediction(name):
     for position in (0, 2, 5, 9):
         changed = [item[:position] + "z" + item[position + 1 :] if position < len(item) else item for item in ITEMS]
         with torch.no_grad():
-            a = target_logits(model, build_examples(model.view, ITEMS, vocab, model.block_size))
-            b = target_logits(model, build_examples(model.view, changed, vocab, model.block_size))
+            a = target_logits(model, BUILD_EXAMPLES[model.view](ITEMS, vocab, model.block_size))
+            b = target_logits(model, BUILD_EXAMPLES[model.view](changed, vocab, model.block_size))
         start = 0
         for item in ITEMS:  # targets 0..position of each item (position = its length for short items)
             same = min(position, len(item)) + 1
@@ -96,7 +96,7 @@ def test_sequence_loss_is_the_mean_over_targets_of_each_windows_prediction(name)
                 logits = model(torch.tensor([ids[window_start : j + 1]]))[0, -1]
                 total += F.cross_entropy(logits, torch.tensor(ids[j + 1])).item()
                 count += 1
-    examples = build_examples("sequence", ITEMS, vocab, T)
+    examples = BUILD_EXAMPLES["sequence"](ITEMS, vocab, T)
     assert examples.num_targets == count == sum(len(item) + 1 for item in ITEMS)
     assert mean_nll(model, examples) == pytest.approx(total / count, rel=1e-5)
 

@@ -115,4 +115,4 @@ def test_the_checkpoint_records_the_bytes_it_trained_on(tmp_path):
     datamodule.prepare_data()
     datamodule.setup("fit")
     path.write_text("something else entirely\n" * 10)  # rewritten after it was read
-    assert datamodule.record()["sha256"] == hashlib.sha256(b"ann\nbob\n" * 10).hexdigest()
+    assert datamodule.record["sha256"] == hashlib.sha256(b"ann\nbob\n" * 10).hexdigest()

@@ -1,6 +1,7 @@
 """LightningDataModule: the text file -> vocabulary -> seeded split -> context sets -> loaders."""
 
 import math
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from makemore.data.contexts import SPLIT_NAMES, make_splits
 from makemore.data.download import download
-from makemore.data.sequences import Examples, build_examples
+from makemore.data.sequences import BUILD_EXAMPLES, Examples
 from makemore.data.text import read_text_file
 from makemore.data.vocab import Vocabulary
 from makemore.errors import DataError, MakemoreError
@@ -106,34 +107,33 @@ class CharDataModule(L.LightningDataModule):
         self.vocab: Vocabulary | None = None
         self.items: dict[str, list[str]] = {}
         self.examples: dict[str, Examples] = {}
-        self.sha256: str | None = None
-        self._prepared: tuple[int, int] | None = None
+        self.record: dict[str, Any] = {}  # what a checkpoint stores to find this data and its split again (setup)
+        self._prepared: os.stat_result | None = None
 
     def prepare_data(self) -> None:
         if self.default is not None:
             download(self.default["url"], self.path, self.default["sha256"])
-        self._prepared = _stat_fingerprint(self.path)
+        self._prepared = self.path.stat() if self.path.is_file() else None
 
     def setup(self, stage: str | None = None) -> None:
         if self.vocab is not None:
             return
-        before = _stat_fingerprint(self.path)
-        items, self.sha256 = read_text_file(self.path)
-        if before != _stat_fingerprint(self.path) or (self._prepared and before != self._prepared):
+        then = self._prepared or (self.path.stat() if self.path.is_file() else None)
+        items, sha256 = read_text_file(self.path)
+        now = self.path.stat()  # the same size and time as before: not rewritten since prepare_data, nor while read
+        if then is None or (now.st_size, now.st_mtime_ns) != (then.st_size, then.st_mtime_ns):
             raise DataError(
                 f"{self.path} changed while it was being prepared and read (is something still writing or "
                 "downloading it?); rerun once the file is complete"
             )
         self.vocab = Vocabulary(sorted(set("".join(items))))
         self.items = make_splits(items, self.split, self.split_seed, self.overfit_items)
-        self.examples = {n: build_examples(self.view, self.items[n], self.vocab, self.block_size) for n in SPLIT_NAMES}
+        self.examples = {n: BUILD_EXAMPLES[self.view](self.items[n], self.vocab, self.block_size) for n in SPLIT_NAMES}
         # targets per split: the same for every view and model (182625 / 22655 / 22866 on names.txt)
         self.split_sizes = {name: examples.num_targets for name, examples in self.examples.items()}
-
-    def record(self) -> dict[str, Any]:
-        """What a checkpoint stores to find this data and its split again."""
-        return {"path": str(self.path.resolve()), "sha256": self.sha256,  # of the bytes trained on, not the file now
-                "split": self.split, "split_seed": self.split_seed, "overfit_items": self.overfit_items}  # fmt: skip
+        self.record = {"path": str(self.path.resolve()), "sha256": sha256,  # of the bytes trained on: not the file now
+                       "split": self.split, "split_seed": self.split_seed,
+                       "overfit_items": self.overfit_items}  # fmt: skip
 
     @property
     def eval_chunk(self) -> int:
@@ -153,12 +153,3 @@ class CharDataModule(L.LightningDataModule):
         t = self.trainer
         shard = SplitShard(self.examples["val"], self.eval_chunk, t.global_rank, t.world_size, self.val_fraction)
         return DataLoader(shard, batch_size=None)
-
-
-def _stat_fingerprint(path: Path) -> tuple[int, int] | None:
-    """(size, modification time): cheap to take, and it changes whenever the file is rewritten."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return None  # read_text_file says what is wrong with the path
-    return stat.st_size, stat.st_mtime_ns

@@ -1,4 +1,4 @@
-"""The sequence view of a split (windows of up to block_size targets) and build_examples; both views score the same
+"""The sequence view of a split (windows of up to block_size targets) and BUILD_EXAMPLES; both views score the same
 targets (every character and every item's end, once), so their losses are comparable."""
 
 from collections.abc import Sequence
@@ -52,8 +52,4 @@ def build_sequences(items: Sequence[str], vocab: Vocabulary, block_size: int) ->
 
 
 Examples = ContextSet | SequenceSet
-
-
-def build_examples(view: str, items: Sequence[str], vocab: Vocabulary, block_size: int) -> Examples:
-    """The examples of `items` that a model of `view` ("context" or "sequence") reads."""
-    return {"context": build_contexts, "sequence": build_sequences}[view](items, vocab, block_size)
+BUILD_EXAMPLES = {"context": build_contexts, "sequence": build_sequences}  # by model view: (items, vocab, T)

@@ -19,15 +19,10 @@ MODELS: dict[str, type[nn.Module]] = dict(bigram=Bigram, mlp=MLP, mlp_batchnorm=
 MODELS.update(rnn=RNN, gru=GRU, lstm=LSTM, bow=BoW, transformer=Transformer)
 
 
-def model_class(name: Any) -> type[nn.Module]:
-    if not isinstance(name, str) or name not in MODELS:
-        raise ConfigError(f"model.name={name!r} is not a makemore model; choose one of: {', '.join(MODELS)}")
-    return MODELS[name]
-
-
 def build_model(config: Mapping[str, Any], vocab_size: int) -> nn.Module:
     """The model `config` names, built with the rest of config as its knobs (makemore.schema checks them)."""
-    cls = model_class(config["name"])
+    if (cls := MODELS.get(config["name"])) is None:
+        raise ConfigError(f"model.name={config['name']!r} is not a makemore model; choose one of: {', '.join(MODELS)}")
     try:
         return cls(vocab_size=vocab_size, **{k: v for k, v in config.items() if k != "name"})
     except (ValueError, TypeError) as e:

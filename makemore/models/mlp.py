@@ -38,26 +38,19 @@ class MLP(nn.Module):
         self.U = nn.Parameter(torch.empty(hidden, vocab_size))  # seed's W2
         self.b = nn.Parameter(torch.empty(vocab_size))  # seed's b2
         self.W = nn.Parameter(torch.empty(n_in, vocab_size)) if direct else None
-        self.reset_parameters(init, init_seed)
-
-    @torch.no_grad()
-    def reset_parameters(self, init: str, seed: int) -> None:
-        """'randn': every tensor ~ N(0, 1) in the notebook's order (first loss 17-27); 'scaled': tanh-gain/fan-in
-        hidden weights and a near-zero output layer (first loss near ln(V))."""
-        g = torch.Generator().manual_seed(seed)
-        params = [p for p in (self.C, self.H, self.d, self.U, self.b, self.W) if p is not None]
-        for p in params:
-            p.copy_(torch.randn(p.shape, generator=g))
-        if init == "randn":
-            return
-        if init != "scaled":
+        # 'randn': every tensor ~ N(0, 1) in the notebook's order (first loss 17-27); 'scaled': tanh-gain/fan-in
+        # hidden weights and a near-zero output layer (first loss near ln(V))
+        if init not in ("randn", "scaled"):
             raise ValueError(f"unknown init {init!r}: use 'randn' or 'scaled'")
-        self.H.mul_(5 / 3 / math.sqrt(self.H.shape[0]))
-        self.d.mul_(0.01)
-        self.U.mul_(0.01)
-        self.b.zero_()
-        if self.W is not None:
-            self.W.mul_(0.01)
+        g = torch.Generator().manual_seed(init_seed)
+        with torch.no_grad():
+            for p in (p for p in (self.C, self.H, self.d, self.U, self.b, self.W) if p is not None):
+                p.copy_(torch.randn(p.shape, generator=g))
+            if init == "scaled":
+                self.H.mul_(5 / 3 / math.sqrt(n_in))
+                for p in (p for p in (self.d, self.U, self.W) if p is not None):
+                    p.mul_(0.01)
+                self.b.zero_()
 
     def char_embedding(self) -> torch.Tensor:
         return self.C

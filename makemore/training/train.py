@@ -1,7 +1,6 @@
 """The training task: config -> data, model, trainer -> fit -> best-checkpoint metrics, samples, summary."""
 
 import contextlib
-import fcntl
 import functools
 import json
 import logging
@@ -28,7 +27,7 @@ from makemore.data.datamodule import CharDataModule
 from makemore.errors import ConfigError, MakemoreError, TrainingDiverged, first_process
 from makemore.evaluation import mean_nll
 from makemore.io import atomic_write_json, atomic_write_text
-from makemore.models import model_class
+from makemore.models import MODELS
 from makemore.resolvers import run_label
 from makemore.sampling import generate
 from makemore.third_party_noise import logging_kept, quiet_third_party_output
@@ -49,7 +48,7 @@ def train(cfg: DictConfig) -> float:
     (what a sweeper minimizes). The config was checked at the door."""
     quiet_third_party_output()
     if first_process():
-        hold_run_dir(Path(cfg.run_dir))
+        Path(cfg.run_dir).mkdir(parents=True, exist_ok=True)  # the CLI's door claimed it; in-process callers may not
         show_config(cfg, Path(cfg.run_dir))
     else:  # a data-parallel worker: the first process reports
         logging.getLogger().setLevel(logging.WARNING)
@@ -95,35 +94,12 @@ def train(cfg: DictConfig) -> float:
     return write_results(cfg, trainer, module, datamodule, train_time_s, start_step)["val_loss"]
 
 
-_held: dict[Path, Any] = {}  # run dir -> its open lock file, held while this process lives
-
-
-def hold_run_dir(run_dir: Path) -> None:
-    """Create the run dir and hold its lock for this process's life: a second live run is refused, not mixed in."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if run_dir.resolve() in _held:  # this process's own earlier run (in-process use)
-        return
-    lock = (run_dir / ".lock").open("a+")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        lock.seek(0)
-        raise ConfigError(
-            f"another run (pid {lock.read().strip() or '?'}) is writing into {run_dir}: wait for it to end, or pass "
-            "another hydra.run.dir"
-        ) from None
-    lock.truncate(0)
-    lock.write(f"{os.getpid()}\n")
-    lock.flush()
-    _held[run_dir.resolve()] = lock
-
-
 def prepare_datamodule(cfg: DictConfig, **overrides: Any) -> CharDataModule:
     """The data of cfg.data, downloaded if need be, read, split and turned into the examples of the model's view.
     Relative paths are the user's: from the directory they ran in, also under hydra.job.chdir=true."""
     path = to_absolute_path(cfg.data.path) if cfg.data.path is not None else None
     default = {**_plain(cfg.data.default), "file": to_absolute_path(cfg.data.default.file)}
-    view = model_class(cfg.model.name).view
+    view = MODELS[cfg.model.name].view  # the name was checked at the door
     datamodule: CharDataModule = instantiate(cfg.data, path=path, default=default, view=view, **overrides)
     datamodule.prepare_data()
     datamodule.setup("fit")
@@ -136,7 +112,7 @@ def prepare_datamodule(cfg: DictConfig, **overrides: Any) -> CharDataModule:
 def build_module(cfg: DictConfig, datamodule: CharDataModule) -> LitLanguageModel:
     scheduler = _plain(cfg.scheduler) if cfg.get("scheduler") else None
     return LitLanguageModel(_plain(cfg.model), datamodule.vocab.chars, _plain(cfg.optimizer), scheduler,
-                            datamodule.record(), cfg.divergence_factor)  # fmt: skip
+                            datamodule.record, cfg.divergence_factor)  # fmt: skip
 
 
 def set_torch_threads(cfg: DictConfig, module: LitLanguageModel) -> None:
@@ -175,9 +151,9 @@ def build_trainer(cfg: DictConfig, module: LitLanguageModel, datamodule: CharDat
     limit_val = kwargs.get("limit_val_batches")
     if isinstance(limit_val, float) and 0.0 < limit_val < 1.0:  # a fraction of the split, not of its one batch
         datamodule.val_fraction, kwargs["limit_val_batches"] = limit_val, None
-    with lightning_errors():
-        trainer = L.Trainer(**kwargs, logger=loggers or False, callbacks=[plan, *callbacks, TrainingClock()],
-                         plugins=[CheckpointWriter()], use_distributed_sampler=False)  # fmt: skip
+    # the door built a Trainer with these settings already: what Lightning refuses was refused there
+    trainer = L.Trainer(**kwargs, logger=loggers or False, callbacks=[plan, *callbacks, TrainingClock()],
+                        plugins=[CheckpointWriter()], use_distributed_sampler=False)  # fmt: skip
     plan.trainer = trainer
     return trainer
 
@@ -228,9 +204,10 @@ def build_loggers(cfg: DictConfig, purge_step: int | None) -> list[Logger]:
     """The loggers of cfg.logger. A resumed run's TensorBoard writer drops what the interrupted run logged after
     its checkpoint (`purge_step`), so the curve goes on as one line instead of two overlapping ones."""
     loggers = []
-    with logging_kept():  # a new MLflow database would take over the process's logging
-        for logger_cfg in (cfg.get("logger") or {}).values():
-            resumed = {"purge_step": purge_step} if logger_cfg._target_.endswith("TensorBoardLogger") else {}
+    for logger_cfg in (cfg.get("logger") or {}).values():
+        resumed = {"purge_step": purge_step} if logger_cfg._target_.endswith("TensorBoardLogger") else {}
+        mlflow = logger_cfg._target_.endswith("MLFlowLogger")  # a new MLflow database takes over the process's logging
+        with logging_kept() if mlflow else contextlib.nullcontext():
             loggers.append(instantiate(logger_cfg, **resumed))
     return loggers
 
@@ -250,7 +227,7 @@ def write_results(cfg: DictConfig, trainer: L.Trainer, module: LitLanguageModel,
     losses = {f"{split}_loss": mean_nll(best.model, ex, datamodule.eval_batch_size)
               for split, ex in datamodule.examples.items()}  # fmt: skip
     loop_s = next(c for c in trainer.callbacks if isinstance(c, TrainingClock)).seconds
-    record = datamodule.record()
+    record = datamodule.record
     speed = round((trainer.global_step - start_step) / loop_s, 1) if loop_s else None  # the loop alone
     metrics = {"model": best.hparams.model["name"], "name": run_label(cfg), "num_params": best.num_params,
                "vocab_size": datamodule.vocab.size, "split_sizes": datamodule.split_sizes,
