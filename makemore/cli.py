@@ -17,7 +17,8 @@ from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf.errors import OmegaConfBaseException
 
-from makemore.errors import ConfigError, MakemoreError, exit_with
+from makemore.console import exit_with
+from makemore.errors import ConfigError, MakemoreError
 from makemore.sweep import FAILURE_FILE
 
 log = logging.getLogger("makemore")

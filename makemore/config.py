@@ -3,12 +3,9 @@ schema of its part in makemore.schema, by the part's own constructor), and a ref
 
 import fcntl
 import functools
-import inspect
-import logging
 import math
 import os
 import tempfile
-import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,29 +13,15 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from makemore.errors import ConfigError, exit_with, first_process
+from makemore.console import exit_with, first_process
+from makemore.errors import ConfigError
 
 NOT_MAKEMORES = ("hydra", "run_dir", "trainer", "logger", "callbacks")  # Hydra's and Lightning's (the trainer: below)
 # interpolated into the groups (model.hidden: ${hidden}): checked where they land, named in a refusal as typed
 KNOBS = ("block_size", "emb_dim", "hidden", "batch_size", "val_every", "log_every", "grad_clip", "decay_at")
-PRECISIONS = ("32-true", "32", "bf16-mixed")
 UNWRITABLE = "cannot create the output directory {}: {}; pass a writable one with hydra.run.dir=... (or "
 UNWRITABLE += "hydra.sweep.dir=... for -m)"
-# Trainer arguments makemore sets itself or cannot honour, with what to use instead (each may keep KEPT's value or null)
-REFUSED = {
-    "logger": "choose loggers with logger=tensorboard|csv|mlflow|wandb|many, or logger=null for none",
-    "callbacks": "add one with +callbacks.NAME._target_=lightning.pytorch.callbacks.CLASS (+callbacks.NAME.ARG=...)",
-    "plugins": "makemore's checkpoint writer is its only plugin; precision is trainer.precision",
-    "use_distributed_sampler": "keep it false: the data module shares val/test out to the processes itself",
-    "reload_dataloaders_every_n_epochs": "keep it 0: every step draws a fresh random minibatch already",
-    "limit_test_batches": "makemore scores the whole test split after training (metrics.json test_loss); "
-    "scripts/eval.py scores any split of a checkpoint",
-    "limit_predict_batches": "makemore does not predict; use scripts/sample.py",
-    "barebones": "makemore's results need its checkpoints and loss logs; for a bare run pass logger=null "
-    "trainer.enable_progress_bar=false trainer.enable_checkpointing=false",
-    "model_registry": "this machine has no network; checkpoints are in <run dir>/checkpoints",
-}
-KEPT = {"use_distributed_sampler": False, "reload_dataloaders_every_n_epochs": 0, "barebones": False}
+
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -86,68 +69,7 @@ def validate_config(cfg: DictConfig) -> None:
         )
     if ckpt and not Path(ckpt).is_file():
         raise ConfigError(f"ckpt_path={ckpt}: no such file; pass a .ckpt file such as <run dir>/checkpoints/last.ckpt")
-    check_parts(values, raw)
-
-
-def check_parts(values: dict[str, Any], raw: dict[str, Any]) -> None:
-    """The trainer, model and optimizer: by makemore's refusals and schemas, then by their own constructors."""
-    import lightning.pytorch as pl
-    import torch
-    from lightning.fabric.utilities.exceptions import MisconfigurationException
-
-    from makemore import schema
-    from makemore.models import MODELS, build_model, hidden_matrices
-
-    trainer, model, optimizer = trainer_kwargs(values["trainer"]), values["model"], values["optimizer"]
-    if isinstance(trainer.get("profiler"), dict):  # a _target_: the run's Trainer builds it
-        trainer.pop("profiler")
-    for key, instead in REFUSED.items():
-        if trainer.get(key, KEPT.get(key)) != KEPT.get(key):
-            raise ConfigError(f"trainer.{key}={trainer[key]!r} is not used here: {instead}")
-    if str(trainer.get("precision") or "32-true") not in PRECISIONS:
-        raise ConfigError(
-            f"trainer.precision={trainer['precision']} is not supported: use 32-true or bf16-mixed (float16 needs "
-            "loss scaling, which the multi-step path does not do)"
-        )
-    schema.check(schema.signature_schema(pl.Trainer), trainer, "trainer", raw["trainer"])
-    schema.check(MODELS, model, "model", raw["model"])
-    schema.check(schema.OPTIMIZERS, optimizer, "optimizer", raw["optimizer"])
-    with torch.random.fork_rng(devices=[]):
-        built = build_model(model, vocab_size=2)
-    for name in schema.OPTIMIZERS[optimizer["name"]].torch:
-        if (cls := getattr(torch.optim, name, None)) is None:
-            raise ConfigError(
-                f"optimizer=muon needs torch.optim.Muon (torch 2.9 or later; this is {torch.__version__}); use "
-                "optimizer=adamw"
-            )
-        if not (params := hidden_matrices(built) if name == "Muon" else list(built.parameters())):
-            raise ConfigError(
-                f"optimizer=muon is for hidden layers' weight matrices, and model={model['name']} has none; "
-                "use optimizer=adamw"
-            )
-        try:
-            cls(params, **{k: v for k, v in optimizer.items() if k in inspect.signature(cls).parameters})
-        except ValueError as e:
-            raise ConfigError(f"optimizer={optimizer['name']}: torch.optim.{name} refuses its settings: {e}") from None
-    kwargs = {k: v for k, v in trainer.items() if k not in ("deterministic", "benchmark")}  # process-wide: the run's
-    disabled = logging.root.manager.disable
-    logging.disable(logging.WARNING)  # its notes (GPU available ...) are the run's to say
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pl.Trainer(**{**kwargs, "logger": False})
-    except (MisconfigurationException, ValueError, TypeError, ImportError) as e:
-        raise ConfigError(f"Lightning refused the trainer settings: {' '.join(str(e).split())}") from None
-    finally:
-        logging.disable(disabled)
-
-
-def trainer_kwargs(trainer: dict[str, Any]) -> dict[str, Any]:
-    """cfg.trainer as Lightning takes it: a float val_check_interval needs check_val_every_n_epoch 1, not null."""
-    kwargs = {k: v for k, v in trainer.items() if k != "_target_"}
-    if isinstance(kwargs.get("val_check_interval"), float) and kwargs.get("check_val_every_n_epoch") is None:
-        kwargs["check_val_every_n_epoch"] = 1
-    return kwargs
+    schema.check_parts(values, raw)
 
 
 def _check_tool_options(cfg: DictConfig, options: str) -> None:

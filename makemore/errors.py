@@ -1,8 +1,4 @@
-"""Errors caused by the user's input or config, reported as one line instead of a traceback."""
-
-import os
-import sys
-from typing import NoReturn
+"""Errors caused by the user's input or config, reported as one line instead of a traceback (makemore.console)."""
 
 
 class MakemoreError(Exception):
@@ -39,16 +35,3 @@ class JobsFailed(MakemoreError):
 
 class CheckpointWriteError(MakemoreError):
     """A checkpoint could not be written (disk full, read-only directory); the previous one is intact."""
-
-
-def first_process() -> bool:
-    """Not a data-parallel worker (LOCAL_RANK > 0, set by the launcher): the process that prints and writes results."""
-    return int(os.environ.get("LOCAL_RANK", 0)) == 0
-
-
-def exit_with(error: MakemoreError) -> NoReturn:
-    """End a command with `makemore: error: ...` on stderr and the error's status (only the first process says it)."""
-    if first_process():
-        newline = "\n" if sys.stderr.isatty() else ""  # off the end of a progress bar's line
-        print(f"{newline}makemore: error: {error}", file=sys.stderr)
-    sys.exit(error.exit_code)

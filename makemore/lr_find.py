@@ -12,10 +12,9 @@ from hydra.utils import instantiate
 from lightning.pytorch.tuner import Tuner
 from omegaconf import DictConfig
 
-from makemore.config import trainer_kwargs
+from makemore.console import quiet_third_party_output
 from makemore.io import atomic_write_json
 from makemore.plots import lr_sweep_figure, save_figure
-from makemore.third_party_noise import quiet_third_party_output
 from makemore.training.train import _plain, build_module, prepare_datamodule
 
 log = logging.getLogger(__name__)
@@ -58,7 +57,7 @@ def find_lr(cfg: DictConfig) -> float | None:
     settings_of_run = dict(logger=False, callbacks=[], enable_checkpointing=False, limit_val_batches=0,
                            val_check_interval=None, enable_progress_bar=False,
                            use_distributed_sampler=False)  # fmt: skip
-    trainer = L.Trainer(**{**trainer_kwargs(_plain(cfg.trainer)), **settings_of_run})
+    trainer = L.Trainer(**{**_plain(cfg.trainer), **settings_of_run})
     sweep = {k: settings[k] for k in ("min_lr", "max_lr", "num_training", "early_stop_threshold")}
     with contextlib.redirect_stderr(_WithoutBar(sys.stderr)):
         finder = Tuner(trainer).lr_find(module, datamodule=datamodule, mode="exponential", update_attr=False, **sweep)

@@ -15,10 +15,11 @@ _UNNAMING_KEYS = ("hydra", "data.path", "resume", "ckpt_path", "name", "tags", "
 def register_resolvers() -> None:
     resolvers = {
         "fraction_of": lambda frac, total: int(float(frac) * int(total)),
+        "epochs_if_fraction": lambda interval: 1 if isinstance(interval, float) else None,
         "run_label": lambda *, _root_: run_label(_root_),
         # <date>/<time>, or <name>/<date>_<time> for a named run (under outputs_dir): named runs gather together
         "run_dir_of": lambda name, date, time: f"{name}/{date}_{time}" if name else f"{date}/{time}",
-        "tag_dict": lambda tags: {str(tag): "" for tag in tags or []},
+        "tag_dict": lambda tags: OmegaConf.create({str(tag): "" for tag in tags or []}),
         "sqlite_uri": lambda path: f"sqlite:///{to_absolute_path(path)}",
         "abspath": to_absolute_path,
     }

@@ -3,7 +3,9 @@
 
 import functools
 import inspect
+import logging
 import re
+import warnings
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
@@ -100,7 +102,7 @@ SIGNATURE_RULES: dict[str, Any] = {  # the ranges a signature cannot say, as typ
     **dict.fromkeys(("dropout", "emb_dropout", "weight_dropout"), Rate),
     **dict.fromkeys(("attn_dropout", "resid_dropout"), Annotated[Rate | None, Field(description=f"{RATE} or null")]),
     "bn_momentum": Annotated[float, Field(gt=0, le=1, description="a number in (0, 1]")],
-    # Lightning's Trainer: the ranges its constructor leaves open (makemore.config constructs one at the door)
+    # Lightning's Trainer: the ranges its constructor leaves open (check_parts constructs one at the door)
     "val_check_interval": Annotated[
         Annotated[int, Field(ge=1)] | Annotated[float, Field(gt=0, le=1)] | None,
         Field(description="a whole number of optimizer steps >= 1 or a fraction of an epoch in (0, 1]"),
@@ -314,3 +316,73 @@ def check_stored_config(hparams: Mapping[str, Any]) -> None:
     check(OPTIMIZERS, hparams["optimizer"], "config.optimizer")
     if hparams.get("scheduler") is not None:
         check(SCHEDULES, hparams["scheduler"], "config.scheduler")
+
+
+PRECISIONS = ("32-true", "32", "bf16-mixed")
+# Trainer arguments makemore sets itself or cannot honour, with what to use instead (each may keep KEPT's value or null)
+REFUSED = {
+    "logger": "choose loggers with logger=tensorboard|csv|mlflow|wandb|many, or logger=null for none",
+    "callbacks": "add one with +callbacks.NAME._target_=lightning.pytorch.callbacks.CLASS (+callbacks.NAME.ARG=...)",
+    "plugins": "makemore's checkpoint writer is its only plugin; precision is trainer.precision",
+    "use_distributed_sampler": "keep it false: the data module shares val/test out to the processes itself",
+    "reload_dataloaders_every_n_epochs": "keep it 0: every step draws a fresh random minibatch already",
+    "limit_test_batches": "makemore scores the whole test split after training (metrics.json test_loss); "
+    "scripts/eval.py scores any split of a checkpoint",
+    "limit_predict_batches": "makemore does not predict; use scripts/sample.py",
+    "barebones": "makemore's results need its checkpoints and loss logs; for a bare run pass logger=null "
+    "trainer.enable_progress_bar=false trainer.enable_checkpointing=false",
+    "model_registry": "this machine has no network; checkpoints are in <run dir>/checkpoints",
+}
+KEPT = {"use_distributed_sampler": False, "reload_dataloaders_every_n_epochs": 0, "barebones": False}
+
+
+def check_parts(values: dict[str, Any], raw: dict[str, Any]) -> None:
+    """The trainer, model and optimizer: by makemore's refusals and schemas, then by their own constructors."""
+    import lightning.pytorch as pl
+    import torch
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    from makemore.models import MODELS, build_model, hidden_matrices
+
+    trainer, model, optimizer = dict(values["trainer"]), values["model"], values["optimizer"]
+    if isinstance(trainer.get("profiler"), dict):  # a _target_: the run's Trainer builds it
+        trainer.pop("profiler")
+    for key, instead in REFUSED.items():
+        if trainer.get(key, KEPT.get(key)) != KEPT.get(key):
+            raise ConfigError(f"trainer.{key}={trainer[key]!r} is not used here: {instead}")
+    if str(trainer.get("precision") or "32-true") not in PRECISIONS:
+        raise ConfigError(
+            f"trainer.precision={trainer['precision']} is not supported: use 32-true or bf16-mixed (float16 needs "
+            "loss scaling, which the multi-step path does not do)"
+        )
+    check(signature_schema(pl.Trainer), trainer, "trainer", raw["trainer"])
+    check(MODELS, model, "model", raw["model"])
+    check(OPTIMIZERS, optimizer, "optimizer", raw["optimizer"])
+    with torch.random.fork_rng(devices=[]):
+        built = build_model(model, vocab_size=2)
+    for name in OPTIMIZERS[optimizer["name"]].torch:
+        if (cls := getattr(torch.optim, name, None)) is None:
+            raise ConfigError(
+                f"optimizer=muon needs torch.optim.Muon (torch 2.9 or later; this is {torch.__version__}); use "
+                "optimizer=adamw"
+            )
+        if not (params := hidden_matrices(built) if name == "Muon" else list(built.parameters())):
+            raise ConfigError(
+                f"optimizer=muon is for hidden layers' weight matrices, and model={model['name']} has none; "
+                "use optimizer=adamw"
+            )
+        try:
+            cls(params, **{k: v for k, v in optimizer.items() if k in inspect.signature(cls).parameters})
+        except ValueError as e:
+            raise ConfigError(f"optimizer={optimizer['name']}: torch.optim.{name} refuses its settings: {e}") from None
+    kwargs = {k: v for k, v in trainer.items() if k not in ("deterministic", "benchmark")}  # process-wide: the run's
+    disabled = logging.root.manager.disable
+    logging.disable(logging.WARNING)  # its notes (GPU available ...) are the run's to say
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pl.Trainer(**{**kwargs, "logger": False})
+    except (MisconfigurationException, ValueError, TypeError, ImportError) as e:
+        raise ConfigError(f"Lightning refused the trainer settings: {' '.join(str(e).split())}") from None
+    finally:
+        logging.disable(disabled)

@@ -15,7 +15,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from makemore import tables
-from makemore.errors import JobsFailed, exit_with
+from makemore.console import exit_with
+from makemore.errors import JobsFailed
 from makemore.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)

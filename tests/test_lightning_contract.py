@@ -105,7 +105,7 @@ def test_the_private_lightning_attributes_the_plan_uses_are_there():
 
 def test_lightnings_counters_count_every_step_of_a_call(names_path, tmp_path):
     """After a multi-step run, Lightning's own batch and logging counters hold optimizer steps, not calls."""
-    from makemore.training.train import build_loggers, build_module, build_trainer, prepare_datamodule
+    from makemore.training.train import build_module, build_trainer, prepare_datamodule
 
     register_resolvers()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
@@ -113,7 +113,7 @@ def test_lightnings_counters_count_every_step_of_a_call(names_path, tmp_path):
     tmp_path.mkdir(exist_ok=True)
     datamodule = prepare_datamodule(cfg)  # 182,625 / 8192: epochs of 23 minibatches
     module = build_module(cfg, datamodule)
-    trainer = build_trainer(cfg, module, datamodule, build_loggers(cfg, None), [])
+    trainer = build_trainer(cfg, module, datamodule)
     trainer.fit(module, datamodule=datamodule)
     loop = trainer.fit_loop.epoch_loop
     assert trainer.global_step == loop.batch_progress.total.completed == loop._batches_that_stepped == 37

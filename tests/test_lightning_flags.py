@@ -305,9 +305,7 @@ def test_self_log_in_a_subclass_lands_on_optimizer_steps(names_path, tmp_path, c
     datamodule = prepare_datamodule(cfg)
     base = build_module(cfg, datamodule)
     module = LoggingModel(**base.hparams)
-    from makemore.training.train import build_loggers
-
-    trainer = build_trainer(cfg, module, datamodule, build_loggers(cfg, None), [])
+    trainer = build_trainer(cfg, module, datamodule)
     trainer.fit(module, datamodule=datamodule)
     tags = scalars(tmp_path / "r")
     assert [s for s, _ in tags["mine"]] == [s for s, _ in tags["loss/train"]] == [19, 39, 59]

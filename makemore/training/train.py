@@ -22,15 +22,14 @@ from lightning.pytorch.callbacks import Checkpoint, EarlyStopping, EMAWeightAver
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
-from makemore.config import trainer_kwargs
+from makemore.console import first_process, logging_kept, quiet_third_party_output
 from makemore.data.datamodule import CharDataModule
-from makemore.errors import ConfigError, MakemoreError, TrainingDiverged, first_process
+from makemore.errors import ConfigError, MakemoreError, TrainingDiverged
 from makemore.evaluation import mean_nll
 from makemore.io import atomic_write_json, atomic_write_text
 from makemore.models import MODELS
 from makemore.resolvers import run_label
 from makemore.sampling import generate
-from makemore.third_party_noise import logging_kept, quiet_third_party_output
 from makemore.threads import free_cores
 from makemore.training.callbacks import TrainingClock
 from makemore.training.checkpoint import CheckpointWriter, check_resumable, load_checkpoint, read_checkpoint
@@ -46,6 +45,7 @@ _plain = functools.partial(OmegaConf.to_container, resolve=True)  # a config nod
 def train(cfg: DictConfig) -> float:
     """Train one run into cfg.run_dir (from ckpt_path / resume's last.ckpt if given) and return its best val loss
     (what a sweeper minimizes). The config was checked at the door."""
+    OmegaConf.resolve(cfg)  # once: the run's label, paths and derived values are fixed at its start
     quiet_third_party_output()
     if first_process():
         Path(cfg.run_dir).mkdir(parents=True, exist_ok=True)  # the CLI's door claimed it; in-process callers may not
@@ -73,13 +73,9 @@ def train(cfg: DictConfig) -> float:
             with contextlib.suppress(OSError):
                 Path(cfg.run_dir).parent.rmdir()  # the date's folder, if this was its only run
         raise
-    set_torch_threads(cfg, module)
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
-    if cfg.ema is not None:  # acts after every optimizer step: the one-step path
-        callbacks.append(EMAWeightAveraging(decay=cfg.ema))
-    trainer = build_trainer(cfg, module, datamodule, build_loggers(cfg, start_step or None), callbacks)
-    start = time.perf_counter()
     with lightning_errors():
+        trainer = build_trainer(cfg, module, datamodule, start_step)
+        start = time.perf_counter()
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     train_time_s = time.perf_counter() - start
     stoppers = [c for c in trainer.callbacks if isinstance(c, EarlyStopping) and c.wait_count >= c.patience]
@@ -115,9 +111,12 @@ def build_module(cfg: DictConfig, datamodule: CharDataModule) -> LitLanguageMode
                             datamodule.record, cfg.divergence_factor)  # fmt: skip
 
 
-def set_torch_threads(cfg: DictConfig, module: LitLanguageModel) -> None:
-    """`threads`; else one for a tiny step (parameters x positions per minibatch below `one_thread_below`), where a
-    second thread costs more than it saves; else the free cores, shared among a parallel launcher's n_jobs."""
+def build_trainer(cfg: DictConfig, module: LitLanguageModel, datamodule: CharDataModule, start_step: int = 0
+                  ) -> L.Trainer:  # fmt: skip
+    """Lightning's Trainer from cfg.trainer with the run's loggers and callbacks, the LoopPlan choosing the path
+    for them, and torch's CPU threads: `threads`; else one for a tiny step (parameters x positions per minibatch
+    below `one_thread_below`), where a second thread costs more than it saves; else the free cores, shared among a
+    parallel launcher's n_jobs."""
     threads = cfg.threads
     positions = cfg.batch_size * (cfg.block_size if module.model.view == "sequence" else 1)
     if threads is None and module.num_params * positions < cfg.one_thread_below:
@@ -126,12 +125,11 @@ def set_torch_threads(cfg: DictConfig, module: LitLanguageModel) -> None:
         cores = os.cpu_count() or 1
         threads = max(1, cores // (n_jobs if n_jobs > 0 else cores))
     torch.set_num_threads(threads or free_cores())
-
-
-def build_trainer(cfg: DictConfig, module: LitLanguageModel, datamodule: CharDataModule, loggers: list[Logger],
-                  callbacks: list) -> L.Trainer:  # fmt: skip
-    """Lightning's Trainer from cfg.trainer, with the run's LoopPlan choosing the path for these callbacks."""
-    kwargs = trainer_kwargs(_plain(cfg.trainer))
+    loggers = build_loggers(cfg, start_step or None)
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    if cfg.ema is not None:  # acts after every optimizer step: the one-step path
+        callbacks.append(EMAWeightAveraging(decay=cfg.ema))
+    kwargs = _plain(cfg.trainer)
     off = tuple(kind for kind, on in ((Checkpoint, "enable_checkpointing"), (ProgressBar, "enable_progress_bar"))
                 if not kwargs.get(on, True))  # fmt: skip
     callbacks = [c for c in callbacks if not isinstance(c, off)]

@@ -1,9 +1,15 @@
-"""Silence, narrowly (by logger, message and module), what third-party libraries print that a user cannot act on."""
+"""What a makemore process prints: which process speaks, a user error as one line, and third-party output a user
+cannot act on silenced narrowly (by logger, message and module)."""
 
 import logging
+import os
+import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NoReturn
+
+from makemore.errors import MakemoreError
 
 _NOISE = (
     "💡 Tip:",  # Lightning's advertisements for its cloud products
@@ -56,3 +62,16 @@ def logging_kept() -> Iterator[None]:
         logging.disable(logging.NOTSET)
         root.handlers[:] = handlers
         root.setLevel(level)
+
+
+def first_process() -> bool:
+    """Not a data-parallel worker (LOCAL_RANK > 0, set by the launcher): the process that prints and writes results."""
+    return int(os.environ.get("LOCAL_RANK", 0)) == 0
+
+
+def exit_with(error: MakemoreError) -> NoReturn:
+    """End a command with `makemore: error: ...` on stderr and the error's status (only the first process says it)."""
+    if first_process():
+        newline = "\n" if sys.stderr.isatty() else ""  # off the end of a progress bar's line
+        print(f"{newline}makemore: error: {error}", file=sys.stderr)
+    sys.exit(error.exit_code)
