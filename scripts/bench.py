@@ -53,7 +53,7 @@ def run(data: Path, *overrides: str, steps: int | None = None, train_log: bool =
         metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
         if train_log:
             events = EventAccumulator(str(next(Path(run_dir, "tensorboard").rglob("events.out.tfevents.*")).parent))
-            metrics["train_log"] = [(e.step, e.wall_time) for e in events.Reload().Scalars("loss/train")]
+            metrics["train_log"] = [(e.step, e.wall_time) for e in events.Reload().Scalars("train_loss")]
     return {**metrics, "s_per_step": 1 / metrics["steps_per_s"]}
 
 

@@ -27,7 +27,7 @@ PROBE = {"PYTHONPATH": str(REPO)}  # so the processes can import tests.ddp_probe
 def val_curve(run_dir) -> dict[int, float]:
     events = EventAccumulator(str(tensorboard_dir(run_dir)))
     events.Reload()
-    return {e.step: e.value for e in events.Scalars("loss/val")}
+    return {e.step: e.value for e in events.Scalars("val_loss")}
 
 
 @pytest.mark.parametrize("model", ["mlp", "gru"])  # a context model and a sequence model (windows)

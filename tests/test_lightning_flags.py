@@ -69,7 +69,7 @@ def test_both_paths_take_the_same_steps(names_path, tmp_path):
     fit(names_path, tmp_path / "one", *run, "steps_per_call=1")
     a, b = weights(tmp_path / "many"), weights(tmp_path / "one")
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
-    for tag in ("loss/train", "lr", "loss/val"):
+    for tag in ("train_loss", "lr", "val_loss"):
         got, want = scalars(tmp_path / "many")[tag], scalars(tmp_path / "one")[tag]
         assert [s for s, _ in got] == [s for s, _ in want] and all(
             abs(x - y) < 1e-5 for (_, x), (_, y) in zip(got, want, strict=True)
@@ -100,7 +100,7 @@ def test_accumulate_grad_batches_takes_one_step_per_n_minibatches(names_path, tm
         "trainer.accumulate_grad_batches=4",
     )
     assert metrics["steps"] == 20  # optimizer steps, each over 4 minibatches
-    assert steps(tmp_path / "r", "loss/train") == [4, 9, 14, 19]  # every 5 optimizer steps
+    assert steps(tmp_path / "r", "train_loss") == [4, 9, 14, 19]  # every 5 optimizer steps
     notes = [r.getMessage() for r in caplog.records if "one optimizer step per Lightning call" in r.getMessage()]
     assert len(notes) == 1 and "accumulate_grad_batches=4" in notes[0]
 
@@ -109,10 +109,10 @@ def test_accumulate_grad_batches_takes_one_step_per_n_minibatches(names_path, tm
 def test_val_check_interval_counts_optimizer_steps(names_path, tmp_path, path):
     """An int is optimizer steps (before: Lightning calls of 100 steps); a float a fraction of each epoch."""
     fit(names_path, tmp_path / "int", "trainer.max_steps=300", "trainer.val_check_interval=50", path)
-    assert steps(tmp_path / "int", "loss/val") == [49, 99, 149, 199, 249, 299]  # after 50, 100, ... steps
+    assert steps(tmp_path / "int", "val_loss") == [49, 99, 149, 199, 249, 299]  # after 50, 100, ... steps
     fit(names_path, tmp_path / "float", EPOCH_OF_45, "trainer.max_epochs=2", "trainer.val_check_interval=0.5", path)
     # int(45 x 0.5) = 22: after minibatch 22 and 44 of each epoch (steps 22, 44, 67, 89), and at the last step
-    assert steps(tmp_path / "float", "loss/val") == [21, 43, 66, 88, 89]
+    assert steps(tmp_path / "float", "val_loss") == [21, 43, 66, 88, 89]
 
 
 def test_max_epochs_and_limit_train_batches_count_minibatches(names_path, tmp_path, caplog):
@@ -135,7 +135,7 @@ def test_max_epochs_and_limit_train_batches_count_minibatches(names_path, tmp_pa
 
 def test_log_every_n_steps_is_the_train_loss_cadence(names_path, tmp_path):
     fit(names_path, tmp_path / "r", "trainer.max_steps=90", "val_every=90", "trainer.log_every_n_steps=30")
-    assert steps(tmp_path / "r", "loss/train") == [29, 59, 89]  # before: every 100 whatever it said
+    assert steps(tmp_path / "r", "train_loss") == [29, 59, 89]  # before: every 100 whatever it said
 
 
 def test_limit_val_batches_as_a_fraction_scores_that_part_of_the_split(names_path, tmp_path):
@@ -148,7 +148,7 @@ def test_limit_val_batches_as_a_fraction_scores_that_part_of_the_split(names_pat
     n = math.ceil(0.1 * len(val))
     x, y = val[torch.arange(n)]
     part = torch.nn.functional.cross_entropy(module.model(x), y).item()
-    (logged,) = [v for _, v in scalars(tmp_path / "r")["loss/val"]]
+    (logged,) = [v for _, v in scalars(tmp_path / "r")["val_loss"]]
     assert logged == pytest.approx(part, abs=1e-5)
     assert logged != pytest.approx(mean_nll(module.model, val), abs=1e-4)
 
@@ -156,7 +156,7 @@ def test_limit_val_batches_as_a_fraction_scores_that_part_of_the_split(names_pat
 def test_overfit_batches_trains_on_that_many_minibatches(names_path, tmp_path):
     """overfit_batches=1 is one minibatch of 32, every step (before: 100 minibatches per call)."""
     metrics = fit(names_path, tmp_path / "r", "trainer.max_steps=300", "val_every=300", "trainer.overfit_batches=1")
-    (last_train,) = [v for s, v in scalars(tmp_path / "r")["loss/train"] if s == 299]
+    (last_train,) = [v for s, v in scalars(tmp_path / "r")["train_loss"] if s == 299]
     assert last_train < 0.5 < 2.0 < metrics["val_loss"]  # that one batch learned by heart; the rest not
 
 
@@ -208,7 +208,9 @@ def test_a_sanity_check_is_never_shown_as_a_validation(names_path, tmp_path, cap
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("step ")]
     with_val = [int(line.split()[1].split("/")[0]) for line in lines if "| val " in line]
     assert with_val == [100, 200]  # only right after the two validations of the run
-    train = dict(scalars(tmp_path / "r")["loss/train"])
+    tags = scalars(tmp_path / "r")
+    assert [s for s, _ in tags["val_loss"]] == [99, 199]  # the sanity check's val loss is logged nowhere
+    train = dict(tags["train_loss"])
     shown = {int(line.split()[1].split("/")[0]): float(line.split("| loss ")[1].split()[0]) for line in lines}
     assert shown[100] == pytest.approx(train[99], abs=1e-4) and shown[200] == pytest.approx(train[199], abs=1e-4)
 
@@ -224,7 +226,7 @@ def test_learning_rate_monitor_logs_on_the_losses_steps(names_path, tmp_path):
         "+callbacks.lr_monitor.logging_interval=step",
     )
     tags = scalars(tmp_path / "r")
-    assert [s for s, _ in tags["lr-SGD"]] == [s for s, _ in tags["loss/train"]] == [49, 99, 149, 199, 249, 299]
+    assert [s for s, _ in tags["lr-SGD"]] == [s for s, _ in tags["train_loss"]] == [49, 99, 149, 199, 249, 299]
     assert tags["lr-SGD"] == tags["lr"]  # Lightning's monitor and makemore's lr agree, step for step
 
 
@@ -256,7 +258,7 @@ def test_max_time_and_timer_stop_the_run(names_path, tmp_path):
         metrics = fit(names_path, tmp_path / name, "trainer.max_steps=1000000", "val_every=500", *overrides)
         assert 0 < metrics["steps"] < 1000000 and metrics["train_time_s"] < 10, name
         # validated where it stopped (the best checkpoint may be the validation before, at step 1500 say)
-        assert steps(tmp_path / name, "loss/val")[-1] == metrics["steps"] - 1, name
+        assert steps(tmp_path / name, "val_loss")[-1] == metrics["steps"] - 1, name
 
 
 def test_ema_weight_averaging_runs_step_by_step(names_path, tmp_path, caplog):
@@ -287,7 +289,7 @@ def test_throughput_monitor_logs_on_the_losses_steps(names_path, tmp_path):
     tags = scalars(tmp_path / "r")
     throughput = [tag for tag in tags if tag.startswith("train|") or tag.startswith("train/")]
     assert throughput, list(tags)
-    assert {s for s, _ in tags[throughput[0]]} <= {s for s, _ in tags["loss/train"]} | {24, 49, 74, 99}
+    assert {s for s, _ in tags[throughput[0]]} <= {s for s, _ in tags["train_loss"]} | {24, 49, 74, 99}
 
 
 class LoggingModel(LitLanguageModel):
@@ -308,7 +310,7 @@ def test_self_log_in_a_subclass_lands_on_optimizer_steps(names_path, tmp_path, c
     trainer = build_trainer(cfg, module, datamodule)
     trainer.fit(module, datamodule=datamodule)
     tags = scalars(tmp_path / "r")
-    assert [s for s, _ in tags["mine"]] == [s for s, _ in tags["loss/train"]] == [19, 39, 59]
+    assert [s for s, _ in tags["mine"]] == [s for s, _ in tags["train_loss"]] == [19, 39, 59]
     assert "LoggingModel, a subclass" in caplog.text
 
 

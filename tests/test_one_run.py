@@ -68,7 +68,7 @@ def test_once_per_epoch_validation_is_lightnings(names_path, tmp_path):
     Lightning's steps 178 and 357; the hint for an interval longer than an epoch points there."""
     run = ["trainer.max_epochs=2", "trainer.max_steps=-1", "batch_size=1024", "trainer.val_check_interval=1.0"]
     fit(names_path, tmp_path / "r", *run, "hidden=16")
-    assert [s for s, _ in scalars(tmp_path / "r", "loss/val")] == [178, 357]
+    assert [s for s, _ in scalars(tmp_path / "r", "val_loss")] == [178, 357]
     from makemore.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"set trainer.val_check_interval=1.0 to validate once per epoch"):
@@ -87,7 +87,7 @@ def test_a_resume_on_the_other_path_continues_the_same_run(names_path, tmp_path)
     resumed = fit(names_path, tmp_path / "resumed", *run, *monitor, f"ckpt_path={ckpt}")
     assert resumed["steps"] == 2000 and resumed["resumed_from_step"] == 1000
     assert resumed["val_loss"] == pytest.approx(whole["val_loss"], abs=1e-4)
-    assert [s for s, _ in scalars(tmp_path / "resumed", "loss/train")] == list(range(1099, 2000, 100))
+    assert [s for s, _ in scalars(tmp_path / "resumed", "train_loss")] == list(range(1099, 2000, 100))
 
 
 @pytest.mark.slow  # the default suite's 5-minute budget; CI runs -m slow

@@ -58,8 +58,8 @@ def test_short_runs_and_odd_intervals_just_work_and_read_like_a_log(names_path, 
     events = EventMultiplexer().AddRunsFromDirectory(str(tmp_path / "odd"))
     events.Reload()
     (run,) = events.Runs()
-    assert [e.step for e in events.Scalars(run, "loss/val")] == [149, 299, 449]  # Lightning's axis: steps before
-    assert [e.step for e in events.Scalars(run, "loss/train")] == [99, 199, 299, 399, 449]
+    assert [e.step for e in events.Scalars(run, "val_loss")] == [149, 299, 449]  # Lightning's axis: steps before
+    assert [e.step for e in events.Scalars(run, "train_loss")] == [99, 199, 299, 399, 449]
 
 
 def test_a_failing_job_of_a_sweep_is_one_line_and_the_others_run(names_path, tmp_path):
@@ -195,8 +195,8 @@ def test_tensorboard_names_the_run_and_charts_train_and_val_loss_together(short_
     layout = layout_pb2.Layout()
     layout.ParseFromString(events.Tensors(run, config)[0].tensor_proto.string_val[0])
     charts = {chart.title: list(chart.multiline.tag) for category in layout.category for chart in category.chart}
-    assert charts["loss (train and val)"] == ["loss/train", "loss/val"]
-    assert {"loss/train", "loss/val"} <= set(events.GetAccumulator(run).Tags()["scalars"])
+    assert charts["loss (train and val)"] == ["train_loss", "val_loss"]
+    assert {"train_loss", "val_loss"} <= set(events.GetAccumulator(run).Tags()["scalars"])
 
 
 def test_name_names_the_run():

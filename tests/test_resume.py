@@ -62,7 +62,7 @@ def assert_same_run(resumed: Path, reference: Path, same_curves: bool = True) ->
     assert (got["steps"], got["best_step"]) == (want["steps"], want["best_step"])
     weights, reference_weights = final_weights(resumed), final_weights(reference)
     assert all(torch.equal(weights[k], reference_weights[k]) for k in reference_weights)
-    for tag in ("loss/train", "lr", "loss/val") if same_curves else ():  # one continuous curve, every step once
+    for tag in ("train_loss", "lr", "val_loss") if same_curves else ():  # one continuous curve, every step once
         assert scalars(resumed, tag) == scalars(reference, tag), tag
 
 

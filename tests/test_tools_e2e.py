@@ -62,7 +62,7 @@ def test_embedding_picture_projector_and_samples_in_tensorboard(short_run):
     assert (short_run / "embedding.png").read_bytes()[:8] == PNG_MAGIC
     acc = EventAccumulator(str(tensorboard_dir(short_run)), size_guidance={"images": 0, "tensors": 0})
     acc.Reload()
-    assert [e.step for e in acc.Images("embedding")] == [99, 199, 249]  # with loss/val, on Lightning's axis
+    assert [e.step for e in acc.Images("embedding")] == [99, 199, 249]  # with val_loss, on Lightning's axis
     texts = acc.Tensors("samples/text_summary")
     assert [e.step for e in texts] == [99, 199, 249]
     assert len(texts[-1].tensor_proto.string_val[0].decode().split("  \n")) == 10

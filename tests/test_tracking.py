@@ -79,7 +79,7 @@ def test_every_logger_gets_the_same_series_on_the_optimizer_step_axis(tracked):
     (run,) = client.search_runs([client.get_experiment_by_name("makemore").experiment_id])
     with (run_dir / "csv" / "my_try" / "metrics.csv").open() as f:
         rows = list(csv.DictReader(f))
-    for tag, steps in (("loss/train", list(range(99, 2000, 100))), ("loss/val", [499, 999, 1499, 1999])):
+    for tag, steps in (("train_loss", list(range(99, 2000, 100))), ("val_loss", [499, 999, 1499, 1999])):
         tensorboard = [(e.step, e.value) for e in events.Scalars(tag)]
         mlflow = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, tag))
         table = [(int(r["step"]), float(r[tag])) for r in rows if r.get(tag)]
@@ -136,7 +136,7 @@ def test_mlflow_ui_serves_the_run(tracked):
         with urllib.request.urlopen(request) as response:
             (run,) = json.load(response)["runs"]
         assert run["info"]["run_name"] == "my_try"
-        assert {m["key"] for m in run["data"]["metrics"]} >= {"loss/train", "loss/val", "lr", "results/val_loss"}
+        assert {m["key"] for m in run["data"]["metrics"]} >= {"train_loss", "val_loss", "lr", "results/val_loss"}
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGTERM)  # the server and every process it started
@@ -182,9 +182,9 @@ def test_wandb_offline_run_holds_the_series_config_name_and_tags(names_path, tmp
             config.update({item.key: json.loads(item.value_json) for item in record.config.update})
         elif kind == "run":
             runs.append(record.run)
-    train_loss = [(row["trainer/global_step"], row["loss/train"]) for row in history if "loss/train" in row]
+    train_loss = [(row["trainer/global_step"], row["train_loss"]) for row in history if "train_loss" in row]
     assert [step for step, _ in train_loss] == [99, 199, 299]  # Lightning's step axis, as in every logger
-    assert [row["trainer/global_step"] for row in history if "loss/val" in row] == [149, 299]
+    assert [row["trainer/global_step"] for row in history if "val_loss" in row] == [149, 299]
     assert config["model"]["hidden"] == 200 and config["model"]["name"] == "mlp"
     assert runs[0].display_name == "wb_try" and list(runs[0].tags) == ["smoke"]
 

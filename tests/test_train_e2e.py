@@ -73,13 +73,13 @@ def test_tensorboard_scalars(short_run):
     tags = scalars(short_run)
     # Lightning's step axis: the steps taken before the logged one (the 50th step's loss is at 49, the
     # notebook's `i`), for the losses, the lr and a validation after step 100 alike
-    assert [s for s, _ in tags["loss/train"]] == [49, 99, 149, 199, 249]
-    assert [s for s, _ in tags["loss/val"]] == [99, 199, 249]  # and at the last step
+    assert [s for s, _ in tags["train_loss"]] == [49, 99, 149, 199, 249]
+    assert [s for s, _ in tags["val_loss"]] == [99, 199, 249]  # and at the last step
     assert [s for s, _ in tags["lr"]] == [49, 99, 149, 199, 249]
     lrs = dict(tags["lr"])  # the lr each logged step used: 0.01 from i = 125 on, half of 250
     assert lrs[99] == pytest.approx(0.1) and lrs[149] == pytest.approx(0.01)
     metrics = json.loads((short_run / "metrics.json").read_text())
-    assert min(v for _, v in tags["loss/val"]) == pytest.approx(metrics["val_loss"], abs=1e-4)
+    assert min(v for _, v in tags["val_loss"]) == pytest.approx(metrics["val_loss"], abs=1e-4)
     assert tags["results/val_loss"][0][1] == pytest.approx(metrics["val_loss"], abs=1e-6)
 
 

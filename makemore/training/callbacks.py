@@ -142,7 +142,7 @@ class StepProgress(ProgressBar):
         elif self._bar is None and (step // self._every > self._shown // self._every or last):
             self._shown = step
             rate = (step - self._start_step) / max(time.perf_counter() - self._start_time, 1e-9)
-            self._pending = {"step": step, "rate": rate, "loss": pl_module.last_losses.get("loss")}
+            self._pending = {"step": step, "rate": rate, "loss": pl_module.last_losses.get("train_loss")}
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._pending is not None and not trainer.sanity_checking:
@@ -205,7 +205,7 @@ class LossChart(L.Callback):
 
     def on_train_start(self, trainer: L.Trainer, *_: Any) -> None:
         if (writer := tensorboard(trainer)) is not None:
-            charts = {"loss (train and val)": ["Multiline", ["loss/train", "loss/val"]], "lr": ["Multiline", ["lr"]]}
+            charts = {"loss (train and val)": ["Multiline", ["train_loss", "val_loss"]], "lr": ["Multiline", ["lr"]]}
             writer.add_custom_scalars({"makemore": charts})
 
 

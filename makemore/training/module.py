@@ -161,10 +161,10 @@ class LitLanguageModel(L.LightningModule):
                 "validated weights)"
             )
         self._loss_sum.zero_()
-        self._loss_count, self.last_losses["loss"] = 0, mean
+        self._loss_count, self.last_losses["train_loss"] = 0, mean
         if log:  # straight to the loggers, at the step self.log would use (self.log costs ~2 ms a call)
             for logger in self.loggers:
-                logger.log_metrics({"loss/train": mean, "lr": self._lr}, step=self.plan.log_step())
+                logger.log_metrics({"train_loss": mean, "lr": self._lr}, step=self.plan.log_step())
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """What a resumed run needs beyond what Lightning saves, to continue bit for bit."""
@@ -200,12 +200,11 @@ class LitLanguageModel(L.LightningModule):
         self._eval[1] += int(y.ne(-100).sum())
 
     def on_validation_epoch_end(self) -> None:
-        """The exact mean NLL per character over the split (DDP: the processes' sums added). `val_loss` is for the
-        callbacks, `loss/val` for the loggers; a sanity check logs neither."""
+        """The exact mean NLL per character over the split (DDP: the processes' sums added), as `val_loss` for the
+        loggers and the callbacks alike (metrics.json's name)."""
         totals = torch.tensor([float(self._eval[0]), float(self._eval[1])], dtype=torch.float64, device=self.device)
         nll, count = self.trainer.strategy.reduce(totals, reduce_op="sum").tolist()
         self._eval = [0.0, 0]
-        self.log("val_loss", nll / count, logger=False, sync_dist=True)  # equal on every process already
+        self.log("val_loss", nll / count, sync_dist=True)  # equal on every process already
         if not self.trainer.sanity_checking:
-            self.log("loss/val", nll / count, sync_dist=True)
             self.last_losses["val_loss"] = nll / count

@@ -168,7 +168,7 @@ def fast_dev_run_report(trainer: L.Trainer, module: LitLanguageModel, run_dir: s
     log.info(
         "fast_dev_run: %d training step%s and validation ran without error (train loss %.4f, val %.4f); nothing is "
         "saved in a fast dev run (Lightning's fast_dev_run turns checkpoints and loggers off; its log: %s)",
-        *(n, "" if n == 1 else "s", losses.get("loss", math.nan), losses.get("val_loss", math.nan), run_dir),
+        *(n, "" if n == 1 else "s", losses.get("train_loss", math.nan), losses.get("val_loss", math.nan), run_dir),
     )
     return losses.get("val_loss", math.nan)
 
