@@ -1,5 +1,4 @@
-"""Entry-point glue: a user error is one line on stderr and a non-zero exit, not a traceback (in a multirun, a failed
-job's line and a `failed` row while the other jobs go on); `resume=<run dir>` becomes that run's own overrides."""
+"""Entry-point glue: a user error is one line on stderr and a non-zero exit (a multirun's job: a failed row)."""
 
 import errno
 import functools
@@ -26,8 +25,7 @@ CONFIG_GROUPS = sorted(p.name for p in (Path(__file__).resolve().parents[1] / "c
 
 
 def report_user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """A single run exits with the message and the error's status; a multirun's job logs it, records it for the
-    summary and returns NaN (a failed Optuna trial), so the others run."""
+    """A run exits with the error's line; a multirun's job logs and records it, returning NaN so the others run."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -78,8 +76,7 @@ def describe_config_error(error: BaseException) -> str:
 
 
 def run(main: Callable[[], Any]) -> None:
-    """Call a @hydra.main entry point: `GROUP=null` drops a group as `~GROUP` does, `+GROUP=option` of a group in the
-    defaults list is refused, and Hydra's errors are one line and exit status 2."""
+    """Call a @hydra.main entry point: `GROUP=null` means `~GROUP`, `+GROUP=...` is refused, Hydra's errors one line."""
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra then raises its errors instead of printing them itself
     for i, arg in enumerate(sys.argv[1:], 1):
         key, _, value = arg.partition("=")

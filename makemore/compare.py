@@ -1,5 +1,4 @@
-"""The family table: finished runs side by side, from their run directories; runs on different data are refused
-unless `mixed`, when a column says which data each run had."""
+"""The family table: finished runs side by side; runs on different data are refused unless `mixed`."""
 
 import json
 import os
@@ -22,8 +21,7 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def family_rows(paths: list[Path]) -> list[dict[str, Any]]:
-    """One row per run or ensemble, lowest val loss first, from metrics.json, an ensemble's eval.json or a sweep's
-    jobs; row["data"] is the data record with its targets per split, or None."""
+    """A row per run, ensemble (eval.json) or sweep job, lowest val loss first; row["data"]: the data record or None."""
     files = []
     for path in paths:
         if "members" in _read(path):

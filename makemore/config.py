@@ -1,5 +1,4 @@
-"""The composed config at the door, before the run dir exists: each value checked once, where it lands (by the
-schema of its part in makemore.schema, by the part's own constructor), and a refusal is one line."""
+"""The composed config at the door, before the run dir exists: each value checked once, where it lands, in one line."""
 
 import fcntl
 import functools
@@ -21,7 +20,6 @@ NOT_MAKEMORES = ("hydra", "run_dir", "trainer", "logger", "callbacks")  # Hydra'
 KNOBS = ("block_size", "emb_dim", "hidden", "batch_size", "val_every", "log_every", "grad_clip", "decay_at")
 UNWRITABLE = "cannot create the output directory {}: {}; pass a writable one with hydra.run.dir=... (or "
 UNWRITABLE += "hydra.sweep.dir=... for -m)"
-
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -87,8 +85,7 @@ check_eval_options = functools.partial(_check_tool_options, options="EvalOptions
 
 
 class CheckConfigFirst(Callback):
-    """Before Hydra makes the run dir: a bad config leaves nothing, same-second runs get a dir each (..._1), and a
-    live run's dir is locked against a second run."""
+    """Check the config before Hydra makes the run dir (a bad one leaves nothing); then claim the dir (_claim)."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
@@ -108,11 +105,10 @@ _held: dict[Path, Any] = {}  # run dir -> its open lock file, held while this pr
 
 
 def _claim(config: DictConfig, kind: str) -> None:
-    """Create hydra.<kind>.dir: a dir the user names for reuse (a run's locked), the default one exclusively (the
-    next free suffix); Lightning's fast_dev_run saves nothing, so it gets a temporary dir unless one is named."""
+    """Create hydra.<kind>.dir: a named one for reuse (a run's locked), the default one as the next free ..._N."""
     given = [o.lstrip("+~").split("=")[0] for o in [*config.hydra.overrides.task, *config.hydra.overrides.hydra]]
     if kind == "run" and config.trainer.get("fast_dev_run") and "hydra.run.dir" not in given:
-        stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
+        stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")  # fast_dev_run saves nothing: a temporary dir
         with open_dict(config):
             config.hydra.run.dir = str(Path(tempfile.gettempdir()) / "makemore-fast-dev-run" / stamp)
     path = Path(config.hydra[kind].dir)

@@ -1,5 +1,4 @@
-"""What a makemore process prints: which process speaks, a user error as one line, and third-party output a user
-cannot act on silenced narrowly (by logger, message and module)."""
+"""What a makemore process prints: which process speaks, a user error as one line, third-party noise silenced."""
 
 import logging
 import os
@@ -51,8 +50,7 @@ def quiet_third_party_output() -> None:
 
 @contextmanager
 def logging_kept() -> Iterator[None]:
-    """Around building the loggers: a new MLflow database runs alembic, whose fileConfig replaces the root logger's
-    handlers and level; keep its chatter out, then put them back."""
+    """Around building the loggers: a new MLflow database's alembic replaces the root logger's setup; put it back."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     logging.disable(logging.INFO)

@@ -21,8 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def steepest_descent_lr(lrs: list[float], losses: list[float], skip_begin: int) -> float | None:
-    """The lr where the smoothed loss falls fastest per decade of lr (Lightning's, per unit lr, favours the smallest),
-    after the first `skip_begin` points (the smoothing's warm-up and the recovery from the init)."""
+    """The lr where the smoothed loss falls fastest per decade of lr (not Lightning's per unit lr), after skip_begin."""
     lr, loss = (torch.tensor(v[skip_begin:-1], dtype=torch.float64) for v in (lrs, losses))
     lr, loss = lr[torch.isfinite(loss)], loss[torch.isfinite(loss)]
     if len(loss) < 2:
@@ -45,8 +44,7 @@ class _WithoutBar:
 
 
 def find_lr(cfg: DictConfig) -> float | None:
-    """Sweep, write lr_find.png and lr_find.json into cfg.run_dir (the figure also to TensorBoard); return the
-    suggested lr, None if the loss never falls."""
+    """Sweep, write lr_find.png and lr_find.json into cfg.run_dir; the suggested lr, None if the loss never falls."""
     quiet_third_party_output()
     run_dir, settings = Path(cfg.run_dir), cfg.lr_find
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -61,8 +59,7 @@ def find_lr(cfg: DictConfig) -> float | None:
     sweep = {k: settings[k] for k in ("min_lr", "max_lr", "num_training", "early_stop_threshold")}
     with contextlib.redirect_stderr(_WithoutBar(sys.stderr)):
         finder = Tuner(trainer).lr_find(module, datamodule=datamodule, mode="exponential", update_attr=False, **sweep)
-    # Lightning's running mean divides by 1 - beta^(step + 1) with the step already counted (its first point is half
-    # the loss): undo that one factor, so the curve starts at the untrained model's loss
+    # Lightning's running mean divides by 1 - beta^(step + 1), the step already counted: undo that one factor
     beta, lrs = 0.98, finder.results["lr"]
     losses = [s * (1 - beta ** (i + 2)) / (1 - beta ** (i + 1)) for i, s in enumerate(finder.results["loss"])]
     suggestion = steepest_descent_lr(lrs, losses, settings.skip_begin)

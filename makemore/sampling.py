@@ -42,8 +42,7 @@ def generate(
     seed: int = 0,
     prefix: str = "",
 ) -> list[str]:
-    """`num_samples` items starting with `prefix`, each up to the boundary or max_len new characters, from a model or
-    a list of them; temperature=0 is greedy. Finished rows leave the batch."""
+    """`num_samples` items from `prefix` to the boundary or max_len new characters (temperature=0: greedy decoding)."""
     models = [model] if isinstance(model, nn.Module) else list(model)
     if unknown := vocab.unknown_chars([prefix]):
         raise MakemoreError(f"prefix {prefix!r} has characters the model does not know: {''.join(unknown)!r}")

@@ -1,5 +1,4 @@
-"""One pydantic schema per config part (the models' and Trainer's read from their signatures), refusing in one line:
-`batch_size must be a positive integer, got 0`. A stored config holds registry names and plain values, no `_target_`."""
+"""One pydantic schema per config part (the models' and Trainer's from their signatures), refusing in one line."""
 
 import functools
 import inspect
@@ -31,8 +30,7 @@ class Schema(BaseModel):  # strict: 2.5 is not an integer, true is not a number,
 
 
 def check(schema: Any, values: Any, where: str = "", raw: Any = None) -> Schema:
-    """`values` validated by `schema` (or the registry entry values["name"] names), else a ConfigError naming the
-    first bad key under `where`, or the key typed where `raw` (unresolved) holds `${key}`."""
+    """`values` by `schema` (or by the registry entry values["name"] names), else a ConfigError naming the bad key."""
     if isinstance(schema, Mapping):
         if "_target_" in values:
             raise ConfigError(NAMES_CODE.format(f"{where}._target_", str(values["_target_"])[:80]))
@@ -74,9 +72,8 @@ def _message(error: Mapping[str, Any], schema: Any, values: Any, where: str, raw
     if field is None:
         return f"{key or where}: {error['msg']}"
     types = get_args(field.annotation) or (field.annotation,)  # else the annotation's words: "an integer or null"
-    text = field.description or " or ".join(
-        dict.fromkeys(TYPE_TEXT.get(t, str(getattr(t, "__name__", t))) for t in types)
-    )
+    words = (TYPE_TEXT.get(t, str(getattr(t, "__name__", t))) for t in types)  # lazy: only without a description
+    text = field.description or " or ".join(dict.fromkeys(words))
     typed = INTERPOLATION.fullmatch(raw) if isinstance(raw, str) else None
     return f"{typed[1] if typed else key} must be {text}, got {values!r}"
 
@@ -307,12 +304,10 @@ class StoredConfig(Schema):  # the LitLanguageModel's arguments as a checkpoint 
 
 def check_stored_config(hparams: Mapping[str, Any]) -> None:
     """The stored config rebuilds only what the registries know, from plain values, at any depth."""
-    from makemore.models import MODELS
-
     if unplain := _first_unplain(hparams, "config"):
         raise ConfigError(unplain)
     check(StoredConfig, hparams, "config")
-    check(MODELS, hparams["model"], "config.model")
+    check_model(hparams["model"], "config.model")
     check(OPTIMIZERS, hparams["optimizer"], "config.optimizer")
     if hparams.get("scheduler") is not None:
         check(SCHEDULES, hparams["scheduler"], "config.scheduler")

@@ -20,15 +20,13 @@ SPLIT_IDENTITY = ("sha256", "split", "split_seed", "overfit_items")  # a data re
 def make_splits(
     items: Sequence[str], fractions: Sequence[float], seed: int, overfit_items: int | None = None
 ) -> dict[str, list[str]]:
-    """The notebook's split: `items` shuffled by `random.Random(seed)`, cut at the cumulative `fractions`; with
-    `overfit_items=N`, the first N items as train, val and test alike."""
+    """The notebook's split: `items` shuffled by `random.Random(seed)`, cut at the cumulative `fractions`."""
     if overfit_items:
         return {name: list(items[:overfit_items]) for name in SPLIT_NAMES}
     shuffled = list(items)
     random.Random(seed).shuffle(shuffled)
     n = len(shuffled)
-    cuts = [0] + [int(f * n) for f in accumulate(fractions)]
-    cuts[-1] = n
+    cuts = [0, *(int(f * n) for f in accumulate(fractions[:-1])), n]
     splits = {name: shuffled[a:b] for name, a, b in zip(SPLIT_NAMES, cuts[:-1], cuts[1:], strict=True)}
     if empty := [name for name, part in splits.items() if not part]:
         raise DataError(
@@ -68,8 +66,7 @@ def encode_items(items: Sequence[str], vocab: Vocabulary) -> tuple[np.ndarray, n
 
 
 class ContextSet:
-    """The notebook's (context, next id) examples without storing X: a stream of the items, each after block_size
-    boundary ids, and each target's position p in it; the example is (stream[p-T:p], stream[p])."""
+    """The notebook's (context, next id) examples without storing X: (stream[p-T:p], stream[p]) at target p."""
 
     def __init__(self, stream: Tensor, positions: Tensor, block_size: int):
         self.stream, self.positions, self.block_size = stream, positions, block_size  # (L,) ids, (N,) int64

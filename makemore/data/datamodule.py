@@ -21,10 +21,8 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 class TrainMinibatches:
-    """Training minibatches in epochs of ceil(N / batch_size): the notebook's `torch.randint(0, N, (batch_size,))`, or
-    with `fixed=True` the split's first minibatches in order (overfit_batches). The LoopPlan sets k per call: items
-    are (X (B, T), Y) on the one-step path, k stacked (X (k, B, T), Y) on the multi-step path. Resumable (Lightning's
-    stateful loader): the generator state before each recent draw is kept by the run minibatch it starts at."""
+    """The notebook's `torch.randint(0, N, (batch_size,))` minibatches (`fixed`: the first ones, in order), k per call
+    as the LoopPlan says; resumable: the generator state before each recent draw is kept by its run minibatch."""
 
     def __init__(self, examples: Examples, batch_size: int, seed: int, fixed: bool = False, plan: Any = None):
         self.examples, self.batch_size, self.fixed, self.plan = examples, batch_size, fixed, plan
@@ -72,8 +70,7 @@ class TrainMinibatches:
 
 
 class SplitShard(Dataset):
-    """The first `fraction` of a split (Lightning's limit_val_batches as a fraction), or process `rank`'s contiguous
-    share of it under data parallelism, in chunks of `chunk_size` examples: each target scored by one process."""
+    """Process `rank`'s contiguous share of a split's first `fraction`, in chunks: each target scored by one process."""
 
     def __init__(self, examples: Examples, chunk_size: int, rank: int = 0, world_size: int = 1, fraction: float = 1.0):
         n = max(1, math.ceil(fraction * len(examples)))
@@ -89,9 +86,7 @@ class SplitShard(Dataset):
 
 
 class CharDataModule(L.LightningDataModule):
-    """A one-item-per-line text file as examples of the model's `view`: (context, next char) for context models,
-    windows with a target at every position for sequence models. `path=None`: `default.file`, downloaded from
-    `default.url` if missing. `overfit_items=N`: train, validate and test on the first N items, one fixed batch."""
+    """A one-item-per-line text file (`path=None`: `default`, downloaded) as examples of the model's `view`."""
 
     def __init__(self, path: str | None, default: dict, block_size: int, batch_size: int,
                  split: Sequence[float] = (0.8, 0.1, 0.1), split_seed: int = 42, eval_batch_size: int = 65536,
@@ -135,14 +130,8 @@ class CharDataModule(L.LightningDataModule):
                        "split": self.split, "split_seed": self.split_seed,
                        "overfit_items": self.overfit_items}  # fmt: skip
 
-    @property
-    def eval_chunk(self) -> int:
-        """Examples per eval chunk: a window holds block_size targets, so fewer of them keep memory bounded."""
-        return max(1, self.eval_batch_size // (self.block_size if self.view == "sequence" else 1))
-
     def train_dataloader(self) -> TrainMinibatches:
-        """Minibatches already stacked: a DataLoader's collation and workers would only add cost. `overfit_items`:
-        those items' examples as one batch every step; overfit_batches: the split's first minibatches, in order."""
+        """Minibatches already stacked (a DataLoader would only add cost); overfit_items: those items, one batch."""
         trainer, train = self.trainer, self.examples["train"]
         fixed = bool(self.overfit_items) or bool(trainer is not None and trainer.overfit_batches)
         batch_size = len(train) if self.overfit_items else self.batch_size
@@ -150,6 +139,7 @@ class CharDataModule(L.LightningDataModule):
         return TrainMinibatches(train, batch_size, seed, fixed, self.plan)
 
     def val_dataloader(self) -> DataLoader:
-        t = self.trainer
-        shard = SplitShard(self.examples["val"], self.eval_chunk, t.global_rank, t.world_size, self.val_fraction)
+        """Chunks of eval_batch_size targets: a window holds block_size of them, so fewer windows bound memory."""
+        t, chunk = self.trainer, max(1, self.eval_batch_size // (self.block_size if self.view == "sequence" else 1))
+        shard = SplitShard(self.examples["val"], chunk, t.global_rank, t.world_size, self.val_fraction)
         return DataLoader(shard, batch_size=None)

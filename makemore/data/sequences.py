@@ -1,5 +1,4 @@
-"""The sequence view of a split (windows of up to block_size targets) and BUILD_EXAMPLES; both views score the same
-targets (every character and every item's end, once), so their losses are comparable."""
+"""The sequence view of a split and BUILD_EXAMPLES; both views score the same targets, so their losses compare."""
 
 from collections.abc import Sequence
 
@@ -14,8 +13,7 @@ IGNORE_INDEX = -100  # torch's cross_entropy default: targets past the end of an
 
 
 class SequenceSet:
-    """Windows over one stream `0 c1 .. cn 0 d1 ...`, never across items: window i at s = starts[i] has inputs
-    stream[s : s+T] and targets stream[s+1 : s+T+1], those past lengths[i] IGNORE_INDEX."""
+    """Windows of the stream `0 c1 .. cn 0 d1 ...`, never across items; targets past lengths[i] are IGNORE_INDEX."""
 
     def __init__(self, stream: Tensor, starts: Tensor, lengths: Tensor, block_size: int):
         self.stream, self.block_size = stream, block_size  # (L + T,) ids, zero-padded at the end

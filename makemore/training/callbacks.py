@@ -1,5 +1,4 @@
-"""Lightning callbacks: last.ckpt and signals, progress in optimizer steps, loop timing, TensorBoard charts, pictures
-and samples."""
+"""Lightning callbacks: last.ckpt and signals, progress in optimizer steps, loop timing, TensorBoard charts, samples."""
 
 import math
 import signal
@@ -22,10 +21,8 @@ from makemore.training.plan import plan_of
 
 
 class LastCheckpoint(Checkpoint):
-    """checkpoints/last.ckpt, all a resume needs to continue bit for bit: every `every_n_steps` steps, after every
-    validation, and on Ctrl-C or SIGTERM, which then stop the run saying how to resume. Written between Lightning
-    calls only (after a validation that follows the call), so a resumed run neither repeats nor skips one. A second
-    Ctrl-C interrupts at once. Under DDP the processes agree at every call whether any was signalled."""
+    """checkpoints/last.ckpt, for a bit-for-bit resume: every `every_n_steps` steps, after validations, and on Ctrl-C
+    or SIGTERM (which stop the run); only between Lightning calls, so a resume neither repeats nor skips one."""
 
     multi_step_safe = True
 
@@ -53,17 +50,14 @@ class LastCheckpoint(Checkpoint):
     def on_train_batch_end(self, trainer: L.Trainer, *_: Any) -> None:
         if trainer.fast_dev_run or plan_of(trainer).validation_follows():
             return  # nothing is saved in a fast dev run; after a validation on_validation_end saves
-        if self._agree_on_stop(trainer):
-            self._save_and_stop(trainer)
-        elif trainer.global_step % self.every_n_steps == 0:
+        self._stop_if_signalled(trainer)
+        if trainer.global_step % self.every_n_steps == 0:
             self._save(trainer)
 
     def on_validation_end(self, trainer: L.Trainer, *_: Any) -> None:
-        if trainer.sanity_checking or trainer.fast_dev_run:
-            return
-        if self._agree_on_stop(trainer):
-            self._save_and_stop(trainer)
-        self._save(trainer)
+        if not (trainer.sanity_checking or trainer.fast_dev_run):
+            self._stop_if_signalled(trainer)
+            self._save(trainer)
 
     def on_train_end(self, trainer: L.Trainer, *_: Any) -> None:
         """The final state, also of a run that never validated (limit_val_batches=0)."""
@@ -74,14 +68,13 @@ class LastCheckpoint(Checkpoint):
         trainer.save_checkpoint(self.path, weights_only=False)
         self._saved_step = trainer.global_step
 
-    def _agree_on_stop(self, trainer: L.Trainer) -> bool:
-        """Whether any process was signalled (SIGTERM wins over Ctrl-C): one tiny all-reduce per call."""
+    def _stop_if_signalled(self, trainer: L.Trainer) -> None:
+        """If any process was signalled (SIGTERM wins over Ctrl-C; one tiny all-reduce per call), save and stop."""
         if trainer.world_size > 1:
             signum = trainer.strategy.reduce(torch.tensor(self._stop_signal or 0), reduce_op="max")
             self._stop_signal = int(signum) or None
-        return self._stop_signal is not None
-
-    def _save_and_stop(self, trainer: L.Trainer) -> None:
+        if self._stop_signal is None:
+            return
         self._save(trainer)
         total = plan_of(trainer).total_steps
         raise TrainingInterrupted(
@@ -100,9 +93,8 @@ def _duration(seconds: float) -> str:
 
 
 class StepProgress(ProgressBar):
-    """Optimizer steps, not Lightning calls, on the first process. A terminal: a tqdm bar refreshed every
-    `refresh_rate` steps. Else a line every `every` steps (null: ~20 a run) and at the end, `step 1000/2000 |
-    loss 2.4102 | val 2.4213 | 1698 steps/s | ETA 0m01s`, with the val loss when that very step was validated."""
+    """Optimizer steps, not Lightning calls, on the first process: a terminal's tqdm bar refreshed every `refresh_rate`
+    steps, else a line every `every` steps (null: ~20 a run) and at the end, with val loss if that step validated."""
 
     multi_step_safe = True  # reads trainer.global_step, which counts every step of a call
 
@@ -211,8 +203,7 @@ class LossChart(L.Callback):
 
 @dataclass(eq=False)
 class EmbeddingPlot(L.Callback):
-    """The notebook's scatter of the embedding table C (dims 0, 1) at every validation, to `path` and TensorBoard;
-    the whole table to TensorBoard's Projector at the end."""
+    """The embedding table C's scatter (dims 0, 1) per validation, to `path` and TensorBoard; at the end, Projector."""
 
     path: str
     max_labels: int = 100

@@ -26,25 +26,17 @@ def resolve_checkpoint(path: str | Path) -> Path:
         best = path / "checkpoints" / "best.ckpt"
         path = best if best.is_file() or not (path / "checkpoints" / "last.ckpt").is_file() else best.with_stem("last")
     if not path.is_file():
-        raise MakemoreError(
-            f"checkpoint not found: {path} (pass ckpt=<run dir> or ckpt=<run dir>/checkpoints/best.ckpt)"
-        )
+        raise MakemoreError(f"checkpoint not found: {path} (pass ckpt=<run dir> or ckpt=<run dir>/checkpoints/"
+                            "best.ckpt)")  # fmt: skip
     return path
-
-
-# What a checkpoint may hold beyond torch's weights_only defaults (tensors, plain containers, strings, numbers,
-# collections.Counter): nothing. Any other class or function in the pickle (code unpickling would run) is refused.
-CHECKPOINT_GLOBALS: list[Any] = []
-_READ_ERRORS = (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError, ValueError)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint dict in `path`, unpickled without executing code, checked to be makemore's own."""
     path = Path(path)
-    try:
-        with torch.serialization.safe_globals(CHECKPOINT_GLOBALS):
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except _READ_ERRORS as e:
+    try:  # weights_only: tensors, plain containers, strings, numbers, Counter; any other global (code) is refused
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError, ValueError) as e:
         pickled = isinstance(e, pickle.UnpicklingError)
         unsafe = [line.strip() for line in str(e).splitlines() if "Unsupported global" in line]
         if pickled and unsafe:
@@ -52,8 +44,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
                 f"refused to load {path}: it holds Python objects beyond tensors and plain data, which a makemore "
                 f"checkpoint never does ({unsafe[0][:200]})"
             ) from None
-        detail = str(e).splitlines()[0] if str(e) else ""
-        why = "it is not a PyTorch file" if pickled else f"{type(e).__name__}: {detail}"
+        why = "it is not a PyTorch file" if pickled else f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
         raise MakemoreError(
             f"cannot read {path} as a checkpoint (truncated or corrupted?): {why}; "
             "use another .ckpt, e.g. the run's best.ckpt or last.ckpt"
@@ -88,8 +79,7 @@ def load_checkpoint(path: str | Path) -> tuple[LitLanguageModel, dict[str, Any]]
 
 
 def load_members(ckpt: str | Sequence[str]) -> tuple[list[Path], list[LitLanguageModel], list[dict[str, Any]]]:
-    """Paths, modules and raw checkpoints of `ckpt`, or of each of a list (an ensemble: they must share data and
-    vocabulary)."""
+    """Paths, modules and raw checkpoints of `ckpt`, or of each of a list (an ensemble: same data and vocabulary)."""
     paths = [resolve_checkpoint(p) for p in ([ckpt] if isinstance(ckpt, str) else list(ckpt))]
     loaded = [load_checkpoint(p) for p in paths]
     modules, ckpts = [m for m, _ in loaded], [c for _, c in loaded]
@@ -98,8 +88,7 @@ def load_members(ckpt: str | Sequence[str]) -> tuple[list[Path], list[LitLanguag
 
 
 def check_resumable(ckpt: dict[str, Any], path: Path, module: LitLanguageModel) -> None:
-    """Refuse a checkpoint trained with another model, vocabulary, optimizer or data: loading would fail on shapes
-    or, worse, silently train something that is neither run."""
+    """Refuse a checkpoint of another model, vocabulary, optimizer or data: it would fail, or train neither run."""
     saved, current = ckpt["hyper_parameters"], module.hparams
     differences = _differences("", {k: saved.get(k) for k in _RESUME_KEYS}, {k: current.get(k) for k in _RESUME_KEYS})
     saved_data, data = saved.get("data") or {}, current.get("data") or {}
@@ -131,8 +120,7 @@ def _short(value: Any) -> str:
 
 
 class CheckpointWriter(TorchCheckpointIO):
-    """Checkpoints written whole or not at all (temp file, synced, renamed): a full disk or a kill mid-write leaves
-    the previous file as it was; a failed write is one line."""
+    """Checkpoints written whole or not at all (temp file, synced, renamed), so a failed write keeps the previous."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
         buffer = io.BytesIO()

@@ -18,9 +18,8 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 class LitLanguageModel(L.LightningModule):
-    """Any model of makemore.models, from plain-data arguments, so a checkpoint alone rebuilds it; `data` records
-    the file and split trained on. One-step path (makemore.training.plan): Lightning steps on training_step's loss;
-    multi-step path: training_step gets k minibatches and takes k steps itself (`take_steps`)."""
+    """Any model of makemore.models, from plain-data arguments so a checkpoint alone rebuilds it (`data`: the file and
+    split trained on); on the multi-step path (makemore.training.plan) training_step takes k steps itself."""
 
     def __init__(self, model: dict[str, Any], vocab: list[str], optimizer: dict[str, Any],
                  scheduler: dict[str, Any] | None = None, data: dict[str, Any] | None = None,
@@ -125,8 +124,7 @@ class LitLanguageModel(L.LightningModule):
         self._after_steps(self.global_step + 1)  # Lightning counts the step once this hook has returned
 
     def _after_steps(self, step: int) -> None:
-        """Log the mean train loss and lr every log_every_n_steps steps and at the last (0: no log, divergence checked
-        every 100 steps)."""
+        """Log mean train loss and lr every log_every_n_steps steps and at the last (0: none, divergence every 100)."""
         every, last = self.trainer.log_every_n_steps, step >= self.plan.total_steps if self.plan else False
         if every and (step % every == 0 or last):
             self._log_train_loss(step, log=True)
@@ -200,8 +198,7 @@ class LitLanguageModel(L.LightningModule):
         self._eval[1] += int(y.ne(-100).sum())
 
     def on_validation_epoch_end(self) -> None:
-        """The exact mean NLL per character over the split (DDP: the processes' sums added), as `val_loss` for the
-        loggers and the callbacks alike (metrics.json's name)."""
+        """The exact mean NLL per character over the split (DDP: the processes' sums added), as `val_loss`."""
         totals = torch.tensor([float(self._eval[0]), float(self._eval[1])], dtype=torch.float64, device=self.device)
         nll, count = self.trainer.strategy.reduce(totals, reduce_op="sum").tolist()
         self._eval = [0.0, 0]

@@ -1,5 +1,4 @@
-"""Optimizers (`sgd`, `adamw`, `muon`) and lr schedules (`constant`, `step`: x gamma at each milestone, `cosine`:
-to min_lr at total_steps), after an optional linear warmup, stepped per optimizer step; built by name."""
+"""Optimizers (`sgd`, `adamw`, `muon`) and per-step lr schedules (`constant`, `step`, `cosine`; optional warmup)."""
 
 import bisect
 import math
@@ -68,17 +67,14 @@ def muon_param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, A
         raise ValueError(f"optimizer=muon needs hidden layers; {type(model).__name__} has none (use optimizer=adamw)")
     ids = {id(p) for p in muon}
     rest = [p for p in model.parameters() if id(p) not in ids]
-    groups = [
-        {"params": muon, "weight_decay": weight_decay, "muon": True},
-        {"params": [p for p in rest if p.dim() >= 2], "weight_decay": weight_decay},
-        {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0},
-    ]
+    groups = [{"params": muon, "weight_decay": weight_decay, "muon": True},
+              {"params": [p for p in rest if p.dim() >= 2], "weight_decay": weight_decay},
+              {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0}]  # fmt: skip
     return [group for group in groups if group["params"]]
 
 
 def unwrapped_step(optimizer: torch.optim.Optimizer) -> Callable[[], Any]:
-    """`optimizer.step` without torch's per-call wrapper (profiler scope, hook dispatch, the scheduler's counter: as
-    long as an SGD step of the notebook's MLP). Same update; with step hooks registered, the wrapped step runs."""
+    """`optimizer.step` minus torch's per-call wrapper (hooks, profiler: as slow as the MLP's SGD step); same update."""
     wrapped = type(optimizer).step
     hooks = optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks
     if hooks or _global_optimizer_pre_hooks or _global_optimizer_post_hooks or not hasattr(wrapped, "__wrapped__"):
@@ -116,8 +112,7 @@ def lr_factor(config: Mapping[str, Any], base_lr: float) -> Callable[[int], floa
 
 
 def resolve_schedule(config: Mapping[str, Any] | None, run_steps: float) -> dict[str, Any]:
-    """Lengths left null made the run's: cosine's total_steps, and the step decay's milestone at decay_at of
-    `run_steps` (Lightning's estimated_stepping_batches)."""
+    """Null lengths made the run's (`run_steps`): cosine's total_steps, and the step decay's milestone at decay_at."""
     config = dict(config or {"name": "constant"})
     derived = [key for key in ("total_steps", "milestones") if key in config and config[key] is None]
     if derived and not math.isfinite(run_steps):

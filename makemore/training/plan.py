@@ -1,14 +1,12 @@
-"""LoopPlan: how many optimizer steps each Lightning call takes, where sampling continues, and what Lightning's
-loop is told.
+"""LoopPlan: how many optimizer steps each Lightning call takes, where sampling continues, what Lightning is told.
 
-- **multi-step path** (default): a call runs up to `steps_per_call` steps inside LitLanguageModel.training_step
-  (Lightning's per-call cost exceeds a step of these models), ending where Lightning or a callback acts; Lightning's
-  counters then advance by the steps taken, so a step is an optimizer step and a training batch one minibatch.
+- **multi-step path** (default): a call runs up to `steps_per_call` steps in LitLanguageModel.training_step (Lightning's
+  per-call cost exceeds a step of these models), ending where Lightning or a callback acts; Lightning's counters then
+  advance by the steps taken, so a step is an optimizer step and a training batch one minibatch.
 - **one-step path**: one minibatch per call under automatic optimization, when something needs per-step hooks
   (a per-batch callback, gradient accumulation, max_time, a module subclass, steps_per_call=1). The run says so.
 
-Lightning's private attributes appear in this file only, guarded by tests/test_lightning_contract.py.
-"""
+Lightning's private attributes appear in this file only, guarded by tests/test_lightning_contract.py."""
 
 import logging
 from collections.abc import Mapping
@@ -83,8 +81,7 @@ class LoopPlan(L.Callback):
         return progress.total.ready, progress.current.ready, int(self.trainer.num_training_batches)
 
     def next_call(self, total: int, in_epoch: int) -> int:
-        """Steps in the next call (after `total` run steps, `in_epoch` epoch minibatches): at most steps_per_call,
-        ending exactly at the next step where Lightning or a callback acts."""
+        """Steps in the next call (up to steps_per_call) after `total`: it ends where Lightning or a callback acts."""
         if not self.multi_step:
             return 1
         trainer = self.trainer
@@ -95,26 +92,17 @@ class LoopPlan(L.Callback):
                 across.append(trainer.val_check_batch)
             else:
                 k = min(k, trainer.val_check_batch - in_epoch % trainer.val_check_batch)
-        for callback in trainer.callbacks:
-            across.append(getattr(callback, "step_interval", None) or 0)
-            if isinstance(callback, ModelCheckpoint):
-                across.append(callback._every_n_train_steps or 0)
-        for n in across:
-            if n and n > 0:
-                k = min(k, n - total % n)
-        return max(1, k)
+        across += [getattr(c, "step_interval", None) or 0 for c in trainer.callbacks]
+        across += [c._every_n_train_steps or 0 for c in trainer.callbacks if isinstance(c, ModelCheckpoint)]
+        return max(1, min([k] + [n - total % n for n in across if n and n > 0]))
 
     def advance(self, steps: int) -> None:
-        """After a call of `steps` steps: Lightning counted one step and one batch; its private counters get the
-        rest, so global_step, the epoch's end, val_check_interval and the logging axis all count optimizer steps."""
+        """After a `steps`-step call (Lightning counted one), its counters get the rest: all count optimizer steps."""
         trainer, loop = self.trainer, self.trainer.fit_loop.epoch_loop
         loop.manual_optimization.optim_step_progress.increment_by(steps)  # global_step
         in_epoch = loop.batch_progress.current.ready + steps - 1
-        if steps > 1:
-            loop.batch_progress.increment_by(steps - 1, is_last_batch=in_epoch >= trainer.num_training_batches)
-            loop._batches_that_stepped += steps - 1
-        else:
-            loop.batch_progress.is_last_batch = in_epoch >= trainer.num_training_batches
+        loop.batch_progress.increment_by(steps - 1, is_last_batch=in_epoch >= trainer.num_training_batches)
+        loop._batches_that_stepped += steps - 1
 
     def log_step(self) -> int:
         """The loggers' step axis (self.log's, LearningRateMonitor's): the optimizer steps before the current one."""

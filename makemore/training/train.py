@@ -37,14 +37,11 @@ from makemore.training.module import LitLanguageModel
 from makemore.training.plan import LoopPlan, plan_of
 
 log = logging.getLogger(__name__)
-
-
 _plain = functools.partial(OmegaConf.to_container, resolve=True)  # a config node as plain values
 
 
 def train(cfg: DictConfig) -> float:
-    """Train one run into cfg.run_dir (from ckpt_path / resume's last.ckpt if given) and return its best val loss
-    (what a sweeper minimizes). The config was checked at the door."""
+    """Train one run into cfg.run_dir (from ckpt_path / resume's last.ckpt); its best val loss, for a sweeper."""
     OmegaConf.resolve(cfg)  # once: the run's label, paths and derived values are fixed at its start
     quiet_third_party_output()
     if first_process():
@@ -91,8 +88,7 @@ def train(cfg: DictConfig) -> float:
 
 
 def prepare_datamodule(cfg: DictConfig, **overrides: Any) -> CharDataModule:
-    """The data of cfg.data, downloaded if need be, read, split and turned into the examples of the model's view.
-    Relative paths are the user's: from the directory they ran in, also under hydra.job.chdir=true."""
+    """cfg.data, downloaded, split and viewed for the model; relative paths from where the user ran (even chdir'd)."""
     path = to_absolute_path(cfg.data.path) if cfg.data.path is not None else None
     default = {**_plain(cfg.data.default), "file": to_absolute_path(cfg.data.default.file)}
     view = MODELS[cfg.model.name].view  # the name was checked at the door
@@ -113,10 +109,9 @@ def build_module(cfg: DictConfig, datamodule: CharDataModule) -> LitLanguageMode
 
 def build_trainer(cfg: DictConfig, module: LitLanguageModel, datamodule: CharDataModule, start_step: int = 0
                   ) -> L.Trainer:  # fmt: skip
-    """Lightning's Trainer from cfg.trainer with the run's loggers and callbacks, the LoopPlan choosing the path
-    for them, and torch's CPU threads: `threads`; else one for a tiny step (parameters x positions per minibatch
-    below `one_thread_below`), where a second thread costs more than it saves; else the free cores, shared among a
-    parallel launcher's n_jobs."""
+    """Lightning's Trainer from cfg.trainer with the run's loggers, callbacks and LoopPlan. CPU threads: `threads`;
+    else one for a tiny step (parameters x positions per minibatch below `one_thread_below`), where a second costs
+    more than it saves; else the free cores, shared among a parallel launcher's n_jobs."""
     threads = cfg.threads
     positions = cfg.batch_size * (cfg.block_size if module.model.view == "sequence" else 1)
     if threads is None and module.num_params * positions < cfg.one_thread_below:
@@ -136,8 +131,7 @@ def build_trainer(cfg: DictConfig, module: LitLanguageModel, datamodule: CharDat
     if isinstance(kwargs.get("profiler"), dict):
         kwargs["profiler"] = instantiate(kwargs["profiler"])
     subclass = type(module).__name__ if type(module) is not LitLanguageModel else None
-    plan = LoopPlan(cfg.steps_per_call, kwargs, callbacks, subclass)
-    module.plan = datamodule.plan = plan
+    module.plan = datamodule.plan = plan = LoopPlan(cfg.steps_per_call, kwargs, callbacks, subclass)
     module.automatic_optimization = not plan.multi_step
     if plan.multi_step:  # the module clips: Lightning refuses clipping under manual optimization
         module.clip = (kwargs.pop("gradient_clip_val", None) or None, kwargs.pop("gradient_clip_algorithm", None))
@@ -150,9 +144,8 @@ def build_trainer(cfg: DictConfig, module: LitLanguageModel, datamodule: CharDat
     if isinstance(limit_val, float) and 0.0 < limit_val < 1.0:  # a fraction of the split, not of its one batch
         datamodule.val_fraction, kwargs["limit_val_batches"] = limit_val, None
     # the door built a Trainer with these settings already: what Lightning refuses was refused there
-    trainer = L.Trainer(**kwargs, logger=loggers or False, callbacks=[plan, *callbacks, TrainingClock()],
-                        plugins=[CheckpointWriter()], use_distributed_sampler=False)  # fmt: skip
-    plan.trainer = trainer
+    plan.trainer = trainer = L.Trainer(**kwargs, logger=loggers or False, callbacks=[plan, *callbacks, TrainingClock()],
+                                       plugins=[CheckpointWriter()], use_distributed_sampler=False)  # fmt: skip
     return trainer
 
 
@@ -164,13 +157,11 @@ def best_checkpoint(trainer: L.Trainer) -> ModelCheckpoint | None:
 
 def fast_dev_run_report(trainer: L.Trainer, module: LitLanguageModel, run_dir: str) -> float:
     """Lightning's fast_dev_run trains and validates a few batches and saves nothing: say that it worked."""
-    losses, n = module.last_losses, trainer.global_step
-    log.info(
-        "fast_dev_run: %d training step%s and validation ran without error (train loss %.4f, val %.4f); nothing is "
-        "saved in a fast dev run (Lightning's fast_dev_run turns checkpoints and loggers off; its log: %s)",
-        *(n, "" if n == 1 else "s", losses.get("train_loss", math.nan), losses.get("val_loss", math.nan), run_dir),
-    )
-    return losses.get("val_loss", math.nan)
+    n, val = trainer.global_step, module.last_losses.get("val_loss", math.nan)
+    log.info("fast_dev_run: %d training step%s and validation ran without error (train loss %.4f, val %.4f); nothing "
+             "is saved in a fast dev run (Lightning's fast_dev_run turns checkpoints and loggers off; its log: %s)",
+             n, "" if n == 1 else "s", module.last_losses.get("train_loss", math.nan), val, run_dir)  # fmt: skip
+    return val
 
 
 @contextlib.contextmanager
@@ -199,8 +190,7 @@ def lightning_errors():
 
 
 def build_loggers(cfg: DictConfig, purge_step: int | None) -> list[Logger]:
-    """The loggers of cfg.logger. A resumed run's TensorBoard writer drops what the interrupted run logged after
-    its checkpoint (`purge_step`), so the curve goes on as one line instead of two overlapping ones."""
+    """cfg.logger's; a resume's TensorBoard drops what was logged after its checkpoint (`purge_step`): one curve."""
     loggers = []
     for logger_cfg in (cfg.get("logger") or {}).values():
         resumed = {"purge_step": purge_step} if logger_cfg._target_.endswith("TensorBoardLogger") else {}
@@ -212,8 +202,7 @@ def build_loggers(cfg: DictConfig, purge_step: int | None) -> list[Logger]:
 
 def write_results(cfg: DictConfig, trainer: L.Trainer, module: LitLanguageModel, datamodule: CharDataModule,
                   train_time_s: float, start_step: int = 0) -> dict[str, Any]:  # fmt: skip
-    """metrics.json (whole-split losses of best.ckpt, else of the final weights), the loggers' final entries,
-    samples.txt and the summary. Times and speed are this process's."""
+    """metrics.json (whole-split losses of best.ckpt, else the final weights), final log entries, samples, summary."""
     run_dir, callback = Path(cfg.run_dir), best_checkpoint(trainer)
     if callback is not None and callback.best_model_path:
         best, best_ckpt = load_checkpoint(best_path := Path(callback.best_model_path))
@@ -225,14 +214,12 @@ def write_results(cfg: DictConfig, trainer: L.Trainer, module: LitLanguageModel,
     losses = {f"{split}_loss": mean_nll(best.model, ex, datamodule.eval_batch_size)
               for split, ex in datamodule.examples.items()}  # fmt: skip
     loop_s = next(c for c in trainer.callbacks if isinstance(c, TrainingClock)).seconds
-    record = datamodule.record
     speed = round((trainer.global_step - start_step) / loop_s, 1) if loop_s else None  # the loop alone
     metrics = {"model": best.hparams.model["name"], "name": run_label(cfg), "num_params": best.num_params,
                "vocab_size": datamodule.vocab.size, "split_sizes": datamodule.split_sizes,
-               "data": {"path": record["path"], "sha256": record["sha256"]},  # what compare.py tells apart
+               "data": {k: datamodule.record[k] for k in ("path", "sha256")},  # what compare.py tells apart
                "steps": trainer.global_step, "resumed_from_step": start_step, "train_time_s": round(train_time_s, 2),
-               "steps_per_s": speed, **losses, "best_step": best_step,
-               "best_ckpt": best_file}  # fmt: skip
+               "steps_per_s": speed, **losses, "best_step": best_step, "best_ckpt": best_file}  # fmt: skip
     atomic_write_json(run_dir / "metrics.json", metrics)
     log_final(cfg, trainer, losses)
     samples = generate(best.model, best.vocab, cfg.sample.num_samples, max_len=cfg.sample.max_len, seed=cfg.seed)
@@ -243,8 +230,7 @@ def write_results(cfg: DictConfig, trainer: L.Trainer, module: LitLanguageModel,
 
 
 def log_final(cfg: DictConfig, trainer: L.Trainer, losses: dict[str, float]) -> None:
-    """The run's knobs with its final losses (under results/, charted after the loss curves): TensorBoard's HPARAMS,
-    MLflow's and W&B's params and metrics."""
+    """The run's knobs with its final losses (under results/): TensorBoard's HPARAMS, MLflow's and W&B's params."""
     hparams = {k: cfg[k] for k in ("block_size", "emb_dim", "hidden", "batch_size", "seed")}
     hparams |= {"model": _plain(cfg.model), "optimizer": _plain(cfg.optimizer), "scheduler": _plain(cfg.scheduler),
                 "max_steps": cfg.trainer.max_steps, "tags": list(cfg.tags)}  # fmt: skip
@@ -276,8 +262,7 @@ def summary(metrics: dict[str, Any], run_dir: Path, samples: list[str], stores: 
 
 
 def show_config(cfg: DictConfig, run_dir: Path) -> None:
-    """The resolved config as a tree (top-level knobs, then a branch per group): all of it in config_tree.txt, the
-    run's parts on the console unless print_config=false."""
+    """The resolved config as a tree: all of it in config_tree.txt, the run's parts on the console (print_config)."""
     from rich.console import Console
     from rich.tree import Tree
 
@@ -294,7 +279,7 @@ def show_config(cfg: DictConfig, run_dir: Path) -> None:
                 node.add(f"{key}: {text[key]}", highlight=False)
         return node
 
-    values = OmegaConf.to_container(cfg, resolve=True)
+    values = _plain(cfg)
     with (run_dir / "config_tree.txt").open("w") as f:
         Console(file=f, width=120, color_system=None).print(grow(Tree("config", guide_style="dim"), values, ()))
     if cfg.get("print_config", True):  # the run's parts only
