@@ -146,6 +146,7 @@ def test_refusals_to_resume(short_run, names_path, tmp_path):
         assert not (run_dir / "metrics.json").exists()
 
 
+@pytest.mark.slow  # the default suite's 5-minute budget (311 s before); CI runs -m slow
 def test_ema_run_killed_and_resumed_is_the_uninterrupted_run(names_path, tmp_path):
     """ema=: the average is what validation scores and best.ckpt holds, and a SIGKILL + resume= gives the same
     average, training weights, losses and curves as the uninterrupted run."""
