@@ -15,7 +15,6 @@ from makemore.plots import family_figure, save_figure
 
 
 def fail(message: str) -> None:
-    """One line on stderr and exit status 2, as every makemore tool refuses."""
     print(f"compare: error: {message}", file=sys.stderr)
     sys.exit(2)
 

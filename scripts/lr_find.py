@@ -1,8 +1,6 @@
 """Find the learning rate as the notebook does: python scripts/lr_find.py [lr_find.apply=true] [any train.py override]
-
-Writes lr_find.png (loss against log10(lr)) and lr_find.json into the run dir, reports the suggested lr, and with
-lr_find.apply=true goes on to train with it in the same run dir.
-"""
+Writes lr_find.png (loss against log10(lr)) and lr_find.json into the run dir and reports the suggested lr; with
+lr_find.apply=true it goes on to train with it in the same run dir."""
 
 import hydra
 from hydra.core.hydra_config import HydraConfig

@@ -1,7 +1,5 @@
 """Sample items from a trained model: python scripts/sample.py ckpt=<run dir or .ckpt> [n=20 temperature=1.0 ...]
-
-An ensemble: ckpt='[RUN_A,RUN_B,...]' samples from the mean of the members' next-character probabilities.
-"""
+An ensemble: ckpt='[RUN_A,RUN_B,...]' samples from the mean of the members' next-character probabilities."""
 
 import sys
 

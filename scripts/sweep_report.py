@@ -11,7 +11,6 @@ from makemore.sweep import markdown_table, write_summary
 
 
 def fail(message: str) -> None:
-    """One line on stderr and exit status 2, as every makemore tool refuses."""
     print(f"sweep_report: error: {message}", file=sys.stderr)
     sys.exit(2)
 
@@ -31,8 +30,7 @@ def main() -> None:
     if args.plot:
         from makemore.plots import knob_figure, save_figure
 
-        finished = [row for row in rows if row["status"] == "ok"]
-        pairs = [(o.partition("="), row["val_loss"]) for row in finished for o in row["overrides"].split()]
+        pairs = [(o.partition("="), r["val_loss"]) for r in rows if r["status"] == "ok" for o in r["overrides"].split()]
         points = sorted((float(value), loss) for (key, _, value), loss in pairs if key.split(".")[-1] == args.plot)
         if not points:
             fail(f"no finished job sets '{args.plot}' in its overrides")

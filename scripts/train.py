@@ -1,7 +1,5 @@
 """Train a makemore model: python scripts/train.py [experiment=seed_11897] [hidden=300 emb_dim=10 ...]
-
-Continue an interrupted run with python scripts/train.py resume=<run dir>.
-"""
+Continue an interrupted run with python scripts/train.py resume=<run dir>."""
 
 import sys
 
