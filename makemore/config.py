@@ -105,7 +105,8 @@ _held: dict[Path, Any] = {}  # run dir -> its open lock file, held while this pr
 
 
 def _claim(config: DictConfig, kind: str) -> None:
-    """Create hydra.<kind>.dir: a named one for reuse (a run's locked), the default one as the next free ..._N."""
+    """Create hydra.<kind>.dir (a named one for reuse, the default one as the next free ..._N) and lock it for this
+    process's life, so a second live run or sweep into it is refused before Hydra writes there."""
     given = [o.lstrip("+~").split("=")[0] for o in [*config.hydra.overrides.task, *config.hydra.overrides.hydra]]
     if kind == "run" and config.trainer.get("fast_dev_run") and "hydra.run.dir" not in given:
         stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")  # fast_dev_run saves nothing: a temporary dir
@@ -125,7 +126,7 @@ def _claim(config: DictConfig, kind: str) -> None:
                     path = path.with_name(f"{Path(config.hydra[kind].dir).name}_{n}")
             with open_dict(config):
                 config.hydra[kind].dir = str(path)
-        lock = (path / ".lock").open("a+") if kind == "run" and first_process() else None
+        lock = (path / ".lock").open("a+") if first_process() else None  # data-parallel workers share the first's
     except OSError as e:
         raise ConfigError(UNWRITABLE.format(path, e.strerror)) from None
     if lock is not None and path.resolve() not in _held:
@@ -135,7 +136,7 @@ def _claim(config: DictConfig, kind: str) -> None:
             lock.seek(0)
             raise ConfigError(
                 f"another run (pid {lock.read().strip() or '?'}) is writing into {path}: wait for it to end, or pass "
-                "another hydra.run.dir"
+                f"another hydra.{kind}.dir"
             ) from None
         lock.truncate(0)
         lock.write(f"{os.getpid()}\n")

@@ -139,6 +139,28 @@ def test_two_runs_started_together_get_two_run_dirs(names_path, tmp_path):
         assert (d / "checkpoints" / "best.ckpt").is_file() and list((d / "tensorboard").glob("*/events.*"))
 
 
+@pytest.mark.parametrize("kind", ["run", "sweep"])
+def test_a_dir_a_live_run_holds_is_refused_before_anything_is_written(names_path, tmp_path, kind):
+    """A run dir (or a sweep dir) another live process holds: a second run (sweep) into it is refused in one line,
+    and Hydra writes nothing there (the holder's .hydra/ and train.log stay its own)."""
+    import fcntl
+
+    from .conftest import run_script
+
+    held = tmp_path / "held"
+    held.mkdir()
+    with (held / ".lock").open("a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        lock.write("4242\n")
+        lock.flush()
+        args = [f"data.path={names_path}", "trainer.max_steps=5", f"hydra.{kind}.dir={held}"]
+        result = run_script("train.py", *(["-m", "hidden=8,16"] if kind == "sweep" else []), *args)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f"makemore: error: another run (pid 4242) is writing into {held}: wait for it to end, or pass another " \
+        f"hydra.{kind}.dir" in result.stderr
+    assert sorted(p.name for p in held.iterdir()) == [".lock"]
+
+
 def test_no_validation_still_leaves_a_checkpoint(names_path, tmp_path):
     """limit_val_batches=0: last.ckpt holds the final weights, so the run can be resumed, sampled, evaluated."""
     metrics = fit(names_path, tmp_path / "r", "trainer.max_steps=100", "trainer.limit_val_batches=0", "hidden=8")
