@@ -97,7 +97,9 @@ def _first_unplain(value: Any, where: str) -> str | None:
 SIGNATURE_RULES: dict[str, Any] = {  # the ranges a signature cannot say, as types
     **dict.fromkeys(("block_size", "emb_dim", "hidden", "n_layer", "n_head"), PositiveInt),
     **dict.fromkeys(("dropout", "emb_dropout", "weight_dropout"), Rate),
-    **dict.fromkeys(("attn_dropout", "resid_dropout"), Annotated[Rate | None, Field(description=f"{RATE} or null")]),
+    **dict.fromkeys(
+        ("attn_dropout", "resid_dropout"), Annotated[Rate | None, Field(description=f"{RATE}, or null for dropout's")]
+    ),
     "bn_momentum": Annotated[float, Field(gt=0, le=1, description="a number in (0, 1]")],
     # Lightning's Trainer: the ranges its constructor leaves open (check_parts constructs one at the door)
     "val_check_interval": Annotated[

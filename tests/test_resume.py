@@ -81,18 +81,19 @@ def test_killed_and_stopped_runs_continue_bit_for_bit(names_path, tmp_path):
     data = f"data.path={names_path}"
     runs = {name: start_run(tmp_path / name, data, *RUN) for name in ("reference", "killed", "stopped")}
 
-    # SIGKILL gives no chance to save: the run continues from its last periodic checkpoint.
-    saved_step = wait_for_checkpoint(tmp_path / "killed", 750, runs["killed"])
-    runs["killed"].send_signal(signal.SIGKILL)
-    runs["killed"].wait()
-    assert saved_step < 2000 and not (tmp_path / "killed" / "metrics.json").exists()
-
-    # SIGTERM (a scheduler's pre-emption): finish the call, save, exit 143 saying how to resume.
+    # SIGTERM (a scheduler's pre-emption): finish the call, save, exit 143 saying how to resume. First, at its first
+    # checkpoint: waiting for the killed run's later one first let this run reach its end on a busy machine.
     wait_for_checkpoint(tmp_path / "stopped", 250, runs["stopped"])
     message, stopped_step = stop_message(runs["stopped"], signal.SIGTERM)
     assert f"resume={tmp_path / 'stopped'}" in message
     last = tmp_path / "stopped" / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=True)["global_step"] == stopped_step < 2000
+
+    # SIGKILL gives no chance to save: the run continues from its last periodic checkpoint.
+    saved_step = wait_for_checkpoint(tmp_path / "killed", 750, runs["killed"])
+    runs["killed"].send_signal(signal.SIGKILL)
+    runs["killed"].wait()
+    assert saved_step < 2000 and not (tmp_path / "killed" / "metrics.json").exists()
 
     # resume= takes the run's own config from its .hydra/overrides.yaml and writes into the same dir;
     # ckpt_path= continues into a new run dir (the same overrides given again).
