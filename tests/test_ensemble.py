@@ -115,6 +115,7 @@ def test_members_on_other_data_are_refused_in_one_line(tiny_pair, tmp_path):
         check_members([tmp_path / "a.ckpt", tmp_path / "b.ckpt"], [mlp, bigger])
 
 
+@pytest.mark.slow  # the default suite's 5-minute budget (305 s in CI before); CI runs -m slow
 def test_eval_sample_and_compare_take_an_ensemble(short_run, tmp_path):
     """Real scripts: eval.py ckpt='[A,B]' prints both members and the ensemble and writes eval.json, which
     compare.py shows as a row; sample.py ckpt='[A,B]' samples."""
