@@ -38,7 +38,8 @@ def check(schema: Any, values: Any, where: str = "", raw: Any = None) -> Schema:
         if not isinstance(name, str) or name not in schema:
             kind = KINDS[where.rpartition(".")[2]]
             raise ConfigError(f"{where}.name={name!r} is not {kind}; choose one of: {', '.join(schema)}")
-        schema = schema[name] if issubclass(schema[name], Schema) else signature_schema(schema[name], name)
+        kind = where.rpartition(".")[2]
+        schema = schema[name] if issubclass(schema[name], Schema) else signature_schema(schema[name], name, kind)
     try:
         return schema.model_validate(dict(values))
     except ValidationError as e:
@@ -101,6 +102,12 @@ SIGNATURE_RULES: dict[str, Any] = {  # the ranges a signature cannot say, as typ
         ("attn_dropout", "resid_dropout"), Annotated[Rate | None, Field(description=f"{RATE}, or null for dropout's")]
     ),
     "bn_momentum": Annotated[float, Field(gt=0, le=1, description="a number in (0, 1]")],
+    # the optimizers' (torch's constructors check the rest at the door): torch takes lr=0, which never steps
+    "lr": PositiveFloat,
+    "betas": Annotated[list[float], Field(min_length=2, max_length=2, description="two numbers in [0, 1)")],
+    "weight_decay": float,
+    "dampening": Annotated[float, Field(ge=0, description="a number >= 0")],
+    "ns_steps": PositiveInt,
     # Lightning's Trainer: the ranges its constructor leaves open (check_parts constructs one at the door)
     "val_check_interval": Annotated[
         Annotated[int, Field(ge=1)] | Annotated[float, Field(gt=0, le=1)] | None,
@@ -123,15 +130,15 @@ SIGNATURE_RULES: dict[str, Any] = {  # the ranges a signature cannot say, as typ
 
 
 @functools.cache  # once per class and process: every door check and checkpoint load reuses it
-def signature_schema(cls: type, name: str | None = None) -> type[Schema]:
+def signature_schema(cls: type, name: str | None = None, kind: str = "model") -> type[Schema]:
     """The keyword arguments of `cls` (annotation or SIGNATURE_RULES type, default); a registry entry's by `name:`."""
     fields: dict[str, Any] = {"name": (Literal[name], Field(description=repr(name)))} if name else {}
     for key, param in inspect.signature(cls.__init__).parameters.items():
-        if key not in ("self", "vocab_size"):
+        if key not in ("self", "vocab_size", "params"):
             default = ... if param.default is inspect.Parameter.empty else param.default
             fields[key] = (SIGNATURE_RULES.get(key, param.annotation), default)
     schema = create_model(f"{cls.__name__}Config", __base__=Schema, **fields)
-    schema.what = f"the {name} model" if name else f"Lightning's {cls.__name__}"
+    schema.what = f"the {name} {kind}" if name else f"Lightning's {cls.__name__}"
     if not name:
         schema.unknown = f"is not an argument of Lightning's {cls.__name__} (see lightning.pytorch.{cls.__name__})"
     return schema
@@ -141,35 +148,6 @@ def check_model(values: Mapping[str, Any], where: str = "model") -> Schema:
     from makemore.models import MODELS
 
     return check(MODELS, values, where)
-
-
-class SGDConfig(Schema):
-    torch: ClassVar[tuple[str, ...]] = ("SGD",)  # the torch.optim classes makemore.training.optim builds
-    name: Literal["sgd"]
-    lr: PositiveFloat  # torch takes 0, which never steps
-    momentum: float = 0.0
-    dampening: float = Field(0.0, ge=0, description="a number >= 0")
-    weight_decay: float = 0.0
-    nesterov: bool = False
-
-
-class AdamWConfig(Schema):
-    torch: ClassVar[tuple[str, ...]] = ("AdamW",)
-    name: Literal["adamw"]
-    lr: PositiveFloat
-    betas: list[float] = Field([0.9, 0.999], min_length=2, max_length=2, description="two numbers in [0, 1)")
-    eps: float = 1e-8
-    weight_decay: float = 0.0
-    amsgrad: bool = False
-    fused: bool | None = None
-
-
-class MuonConfig(AdamWConfig):  # Muon for the hidden layers' matrices, AdamW (its betas, eps) for the rest
-    torch: ClassVar[tuple[str, ...]] = ("Muon", "AdamW")
-    name: Literal["muon"]
-    momentum: float = Field(0.95, ge=0, lt=1, description=RATE)
-    nesterov: bool = True
-    ns_steps: PositiveInt = 5
 
 
 Warmup = Annotated[int, Field(ge=0, description="a whole number of steps >= 0")]
@@ -197,10 +175,9 @@ class CosineSchedule(Schema):
     warmup_steps: Warmup = 0
 
 
-OPTIMIZERS: dict[str, type[Schema]] = {"sgd": SGDConfig, "adamw": AdamWConfig, "muon": MuonConfig}
 SCHEDULES: dict[str, type[Schema]] = {"constant": ConstantSchedule, "step": StepSchedule, "cosine": CosineSchedule}
-for _name, _schema in OPTIMIZERS.items() | SCHEDULES.items():
-    _schema.what = f"the {_name} {'optimizer' if _name in OPTIMIZERS else 'schedule'}"
+for _name, _schema in SCHEDULES.items():
+    _schema.what = f"the {_name} schedule"
 
 
 SPLIT = "three positive fractions (train, val, test) summing to 1"
@@ -308,6 +285,8 @@ def check_stored_config(hparams: Mapping[str, Any]) -> None:
     """The stored config rebuilds only what the registries know, from plain values, at any depth."""
     if unplain := _first_unplain(hparams, "config"):
         raise ConfigError(unplain)
+    from makemore.optim import OPTIMIZERS
+
     check(StoredConfig, hparams, "config")
     check_model(hparams["model"], "config.model")
     check(OPTIMIZERS, hparams["optimizer"], "config.optimizer")
@@ -339,7 +318,8 @@ def check_parts(values: dict[str, Any], raw: dict[str, Any]) -> None:
     import torch
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
-    from makemore.models import MODELS, build_model, hidden_matrices
+    from makemore.models import MODELS, build_model
+    from makemore.optim import OPTIMIZERS, build_optimizer
 
     trainer, model, optimizer = dict(values["trainer"]), values["model"], values["optimizer"]
     if isinstance(trainer.get("profiler"), dict):  # a _target_: the run's Trainer builds it
@@ -355,23 +335,11 @@ def check_parts(values: dict[str, Any], raw: dict[str, Any]) -> None:
     check(signature_schema(pl.Trainer), trainer, "trainer", raw["trainer"])
     check(MODELS, model, "model", raw["model"])
     check(OPTIMIZERS, optimizer, "optimizer", raw["optimizer"])
-    with torch.random.fork_rng(devices=[]):
-        built = build_model(model, vocab_size=2)
-    for name in OPTIMIZERS[optimizer["name"]].torch:
-        if (cls := getattr(torch.optim, name, None)) is None:
-            raise ConfigError(
-                f"optimizer=muon needs torch.optim.Muon (torch 2.9 or later; this is {torch.__version__}); use "
-                "optimizer=adamw"
-            )
-        if not (params := hidden_matrices(built) if name == "Muon" else list(built.parameters())):
-            raise ConfigError(
-                f"optimizer=muon is for hidden layers' weight matrices, and model={model['name']} has none; "
-                "use optimizer=adamw"
-            )
-        try:
-            cls(params, **{k: v for k, v in optimizer.items() if k in inspect.signature(cls).parameters})
-        except ValueError as e:
-            raise ConfigError(f"optimizer={optimizer['name']}: torch.optim.{name} refuses its settings: {e}") from None
+    try:
+        with torch.random.fork_rng(devices=[]):
+            build_optimizer(optimizer, build_model(model, vocab_size=2))
+    except ValueError as e:
+        raise ConfigError(f"optimizer={optimizer['name']}: torch.optim refuses its settings: {e}") from None
     kwargs = {k: v for k, v in trainer.items() if k not in ("deterministic", "benchmark")}  # process-wide: the run's
     disabled = logging.root.manager.disable
     logging.disable(logging.WARNING)  # its notes (GPU available ...) are the run's to say

@@ -80,9 +80,9 @@ def bench_train(args: argparse.Namespace, _: dict) -> dict:
 
 def wrapped_step() -> contextlib.ExitStack:
     """The simple optimizer step: each makemore module that imported optim.unwrapped_step gets `optimizer.step`."""
-    from makemore.training import optim, train  # noqa: F401 (train imports the modules that call it)
+    import makemore.training.train  # the modules that call it, imported
 
-    stack, original = contextlib.ExitStack(), optim.unwrapped_step
+    stack, original = contextlib.ExitStack(), makemore.optim.unwrapped_step
     for name, module in list(sys.modules.items()):
         if name.startswith("makemore.") and vars(module).get("unwrapped_step") is original:
             stack.enter_context(mock.patch.object(module, "unwrapped_step", lambda optimizer: optimizer.step))

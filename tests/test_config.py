@@ -7,8 +7,8 @@ from omegaconf import OmegaConf
 
 from makemore.config import validate_config
 from makemore.errors import ConfigError
+from makemore.optim import resolve_schedule
 from makemore.resolvers import register_resolvers
-from makemore.training.optim import resolve_schedule
 from makemore.training.plan import LoopPlan
 
 from .conftest import REPO

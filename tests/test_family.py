@@ -16,10 +16,10 @@ from makemore.data.vocab import Vocabulary
 from makemore.errors import MakemoreError
 from makemore.evaluation import evaluate, mean_nll
 from makemore.models import MODELS, build_model
+from makemore.optim import resolve_schedule
 from makemore.resolvers import register_resolvers
 from makemore.sampling import generate
 from makemore.training.checkpoint import load_checkpoint
-from makemore.training.optim import resolve_schedule
 from makemore.training.train import train
 
 from .conftest import REPO

@@ -2,7 +2,7 @@
 through private counters (makemore.training.plan.LoopPlan.advance: the manual-optimization step counter, the
 batch progress, `_batches_that_stepped`), asks it whether a validation follows (`_should_check_val_fx`) and reads
 ModelCheckpoint's step interval. It also steps the optimizer under torch's per-call wrappers
-(makemore.training.optim.unwrapped_step). These tests guard those contracts: if a Lightning release renames a
+(makemore.optim.unwrapped_step). These tests guard those contracts: if a Lightning release renames a
 counter or changes what it means, they fail loudly instead of training the wrong number of steps, validating,
 logging or decaying at the wrong step, or resuming elsewhere."""
 
@@ -17,8 +17,8 @@ from hydra import compose, initialize_config_dir
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from makemore.models import build_model
+from makemore.optim import build_optimizer, build_scheduler, unwrapped_step
 from makemore.resolvers import register_resolvers
-from makemore.training.optim import build_optimizer, build_scheduler, unwrapped_step
 from makemore.training.train import train
 
 from .conftest import REPO, tensorboard_dir

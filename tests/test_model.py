@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from makemore.models import MLP
-from makemore.training.optim import param_groups
+from makemore.optim import param_groups
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from makemore.models.mlp_batchnorm import MLPBatchNorm
 from makemore.models.rnn import GRU, LSTM, RNN
 from makemore.models.transformer import Transformer
 from makemore.models.wavenet import WaveNet
-from makemore.training.optim import build_optimizer
+from makemore.optim import build_optimizer
 
 V = 27
 SEQUENCE = [RNN, GRU, LSTM, BoW, Transformer]

@@ -5,8 +5,8 @@ import torch
 
 from makemore.errors import ConfigError
 from makemore.models import LSTM, MODELS, Transformer, hidden_matrices
+from makemore.optim import MuonWithAdamW, build_optimizer
 from makemore.schema import check_model
-from makemore.training.optim import MuonWithAdamW, build_optimizer
 
 from .conftest import run_script
 
@@ -90,7 +90,7 @@ def test_muon_trains_and_its_state_round_trips():
     again = build_optimizer(config, Transformer(27, n_layer=2, dropout=0.0))
     again.load_state_dict(optimizer.state_dict())
     assert again.state_dict()["muon"]["state"].keys() == optimizer.state_dict()["muon"]["state"].keys()
-    with pytest.raises(ValueError, match="needs hidden layers"):
+    with pytest.raises(ConfigError, match="is for hidden layers"):
         build_optimizer(config, MODELS["bigram"](vocab_size=27))
 
 

@@ -12,7 +12,7 @@ from makemore.data.vocab import Vocabulary
 from makemore.errors import ConfigError, TrainingDiverged
 from makemore.evaluation import next_char_nll
 from makemore.models import build_model
-from makemore.training.optim import build_optimizer, build_scheduler, resolve_schedule, unwrapped_step
+from makemore.optim import build_optimizer, build_scheduler, resolve_schedule, unwrapped_step
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 

@@ -19,12 +19,13 @@ class MuonWithAdamW(torch.optim.Optimizer):
     optimizer: one LR schedule, one checkpoint entry. Muon's lr matches AdamW's update RMS, so one `lr` serves both."""
 
     def __init__(self, params: list[dict[str, Any]], lr: float, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, amsgrad: bool = False, momentum: float = 0.95, nesterov: bool = True,
-                 ns_steps: int = 5, fused: bool | None = None):  # fmt: skip
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, momentum: float = 0.95,
+                 nesterov: bool = True, ns_steps: int = 5, fused: bool | None = None):  # fmt: skip
         muon = {"momentum": momentum, "nesterov": nesterov, "ns_steps": ns_steps, "adjust_lr_fn": "match_rms_adamw"}
-        self.muon = torch.optim.Muon([g for g in params if g.get("muon")], lr=lr, **muon)
+        decay = {"lr": lr, "weight_decay": weight_decay}  # each group sets its own weight_decay (muon_param_groups)
+        self.muon = torch.optim.Muon([g for g in params if g.get("muon")], **decay, **muon)
         adamw_groups = [group for group in params if not group.get("muon")]
-        self.adamw = torch.optim.AdamW(adamw_groups, lr=lr, betas=betas, eps=eps, amsgrad=amsgrad, fused=fused)
+        self.adamw = torch.optim.AdamW(adamw_groups, **decay, betas=betas, eps=eps, amsgrad=amsgrad, fused=fused)
         # the inner optimizers' own group dicts: a schedule setting group["lr"] here sets it for them
         super().__init__(self.muon.param_groups + self.adamw.param_groups, {"lr": lr})
 
@@ -62,9 +63,9 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
 
 def muon_param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Muon's group (the hidden matrices: Muon orthogonalizes each one), then AdamW's groups."""
-    muon = hidden_matrices(model)
-    if not muon:
-        raise ValueError(f"optimizer=muon needs hidden layers; {type(model).__name__} has none (use optimizer=adamw)")
+    if not (muon := hidden_matrices(model)):
+        raise ConfigError(f"optimizer=muon is for hidden layers' weight matrices, and {type(model).__name__} has none; "
+                          "use optimizer=adamw")  # fmt: skip
     ids = {id(p) for p in muon}
     rest = [p for p in model.parameters() if id(p) not in ids]
     groups = [{"params": muon, "weight_decay": weight_decay, "muon": True},
@@ -84,12 +85,12 @@ def unwrapped_step(optimizer: torch.optim.Optimizer) -> Callable[[], Any]:
 
 
 def build_optimizer(config: Mapping[str, Any], model: nn.Module) -> torch.optim.Optimizer:
-    cls = OPTIMIZERS[config["name"]]
-    settings = {k: v for k, v in config.items() if k not in ("name", "weight_decay")}
+    """The optimizer `config` names, over its parameter groups (torch's constructor checks the settings)."""
+    cls, settings = OPTIMIZERS[config["name"]], {k: v for k, v in config.items() if k != "name"}
     if "betas" in settings:
         settings["betas"] = tuple(settings["betas"])
     grouping = muon_param_groups if cls is MuonWithAdamW else param_groups
-    return cls(grouping(model, config.get("weight_decay", 0.0)), **settings)
+    return cls(grouping(model, settings.setdefault("weight_decay", 0.0)), **settings)
 
 
 def lr_factor(config: Mapping[str, Any], base_lr: float) -> Callable[[int], float]:
