@@ -85,13 +85,6 @@ class LastCheckpoint(Checkpoint):
         )
 
 
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
-
-
 class StepProgress(ProgressBar):
     """Optimizer steps, not Lightning calls, on the first process: a terminal's tqdm bar refreshed every `refresh_rate`
     steps, else a line every `every` steps (null: ~20 a run) and at the end, with val loss if that step validated."""
@@ -158,7 +151,7 @@ class StepProgress(ProgressBar):
             parts.append(f"val {pl_module.last_losses['val_loss']:.4f}")
         parts.append(f"{p['rate']:.0f} steps/s")
         if self._total is not None:
-            parts.append(f"ETA {_duration((self._total - p['step']) / max(p['rate'], 1e-9))}")
+            parts.append(f"ETA {tqdm.format_interval((self._total - p['step']) / max(p['rate'], 1e-9))}")
         print(" | ".join(parts), file=sys.stderr, flush=True)
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
