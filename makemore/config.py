@@ -40,8 +40,6 @@ def validate_config(cfg: DictConfig) -> None:
     warmup, total, milestones = sched.get("warmup_steps", 0), sched.get("total_steps"), sched.get("milestones") or []
     if not low < high:
         raise ConfigError(f"lr_find.min_lr={low} must be below lr_find.max_lr={high}")
-    if n < 10:
-        raise ConfigError(f"lr_find.num_training must be at least 10 sweep steps, got {n}")
     if not 0 <= skip <= n - 3:
         raise ConfigError(
             f"lr_find.skip_begin must be a whole number from 0 to num_training - 3 = {n - 3} (the suggestion needs "

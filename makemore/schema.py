@@ -205,7 +205,7 @@ class SampleAtEnd(Schema):
 class LrFindOptions(Schema):
     min_lr: PositiveFloat
     max_lr: PositiveFloat
-    num_training: PositiveInt
+    num_training: int = Field(ge=10, description="at least 10 sweep steps")
     early_stop_threshold: Annotated[float, Field(gt=1)] | None = Field(description="a number > 1, or null")
     skip_begin: int = Field(description="a whole number from 0 to num_training - 3")
     apply: bool

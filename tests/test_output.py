@@ -121,7 +121,7 @@ def test_every_eval_option_is_checked_with_its_range(override, message):
         ("lr_find.min_lr=0", "lr_find.min_lr must be a positive number, got 0"),
         ("lr_find.max_lr=abc", "lr_find.max_lr must be a positive number, got 'abc'"),
         ("lr_find.min_lr=2", "lr_find.min_lr=2 must be below lr_find.max_lr=1.0"),
-        ("lr_find.num_training=0", "lr_find.num_training must be a positive integer, got 0"),
+        ("lr_find.num_training=0", "lr_find.num_training must be at least 10 sweep steps, got 0"),
         ("lr_find.num_training=5", "lr_find.num_training must be at least 10 sweep steps, got 5"),
         ("lr_find.skip_begin=-1", "lr_find.skip_begin must be a whole number from 0 to num_training - 3 = 997"),
         ("lr_find.skip_begin=998", "lr_find.skip_begin must be a whole number from 0 to num_training - 3 = 997"),
