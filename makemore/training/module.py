@@ -173,15 +173,11 @@ class LitLanguageModel(L.LightningModule):
             checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self._resumed_schedule = checkpoint.get("schedule") or checkpoint["hyper_parameters"].get("scheduler")
-        if "train_loss_since_log" in checkpoint:
-            self._loss_sum.copy_(checkpoint["train_loss_since_log"]["sum"])
-            self._loss_count = checkpoint["train_loss_since_log"]["count"]
-        states = checkpoint.get("rng_states", {})
-        if "torch" in states:
-            torch.set_rng_state(states["torch"])
-        if "python" in states:
-            random.setstate(states["python"])
+        self._resumed_schedule = checkpoint["schedule"]
+        self._loss_sum.copy_(checkpoint["train_loss_since_log"]["sum"])
+        self._loss_count, states = checkpoint["train_loss_since_log"]["count"], checkpoint["rng_states"]
+        torch.set_rng_state(states["torch"])
+        random.setstate(states["python"])
         if "cuda" in states and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(states["cuda"])
 

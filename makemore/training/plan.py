@@ -93,7 +93,6 @@ class LoopPlan(L.Callback):
             else:
                 k = min(k, trainer.val_check_batch - in_epoch % trainer.val_check_batch)
         across += [getattr(c, "step_interval", None) or 0 for c in trainer.callbacks]
-        across += [c._every_n_train_steps or 0 for c in trainer.callbacks if isinstance(c, ModelCheckpoint)]
         return max(1, min([k] + [n - total % n for n in across if n and n > 0]))
 
     def advance(self, steps: int) -> None:
