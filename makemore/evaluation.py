@@ -12,7 +12,6 @@ from torch import Tensor, nn
 
 from makemore.data.contexts import SPLIT_IDENTITY, recorded_splits
 from makemore.data.sequences import BUILD_EXAMPLES, IGNORE_INDEX, Examples
-from makemore.data.vocab import Vocabulary
 from makemore.errors import DataError, MakemoreError
 
 
@@ -50,11 +49,17 @@ def mean_of_probabilities(log_probs: Tensor) -> Tensor:
     return torch.logsumexp(log_probs, dim=0) - math.log(log_probs.shape[0])
 
 
-def split_log_probs(
-    models: Sequence[nn.Module], vocab: Vocabulary, record: dict | None, data_path: str | Path | None, chunk_size: int
-) -> tuple[Path, dict[str, Tensor]]:
-    """Each split's target_log_probs (M, N) of M models, on the recorded data or `data_path` split as recorded."""
-    path, splits = recorded_splits(record, data_path)
+def loss_record(log_probs: Tensor) -> dict[str, float | int]:
+    """A split's mean NLL from its targets' log-probabilities, in nats/char, bits/char and as perplexity."""
+    loss = -log_probs.mean().item()
+    return {"loss": loss, "bits_per_char": loss / math.log(2), "perplexity": math.exp(loss), "targets": len(log_probs)}
+
+
+def evaluate(modules: Sequence[Any], data_path: str | Path | None = None, chunk_size: int = 65536) -> dict:
+    """Each member's and the ensemble's train/val/test loss_record over the same targets (one module: an ensemble of
+    one), on the data the first records or `data_path` split as recorded."""
+    vocab, models = modules[0].vocab, [m.model for m in modules]
+    path, splits = recorded_splits(modules[0].hparams.data, data_path)
     if unknown := vocab.unknown_chars(item for split in splits.values() for item in split):
         raise DataError(
             f"{path} has {len(unknown)} characters the model has never seen: {''.join(unknown[:20])!r}; "
@@ -66,29 +71,8 @@ def split_log_probs(
         for i, (_, targets) in enumerate(scored[1:], start=2):  # a guard: the views must agree on what is scored
             if not torch.equal(targets, scored[0][1]):
                 raise MakemoreError(f"member {i} scores other targets of the {name} split than member 1")
-        scores[name] = torch.stack([log_probs for log_probs, _ in scored])
-    return path, scores
-
-
-def loss_record(log_probs: Tensor) -> dict[str, float | int]:
-    """A split's mean NLL from its targets' log-probabilities, in nats/char, bits/char and as perplexity."""
-    loss = -log_probs.mean().item()
-    return {"loss": loss, "bits_per_char": loss / math.log(2), "perplexity": math.exp(loss), "targets": len(log_probs)}
-
-
-def evaluate(
-    model: nn.Module, vocab: Vocabulary, record: dict | None, data_path: str | Path | None = None, chunk_size=65536
-) -> dict:
-    """Train/val/test loss_record of a trained model, on the data of split_log_probs."""
-    path, scores = split_log_probs([model], vocab, record, data_path, chunk_size)
-    return {"data": str(path), **{name: loss_record(log_probs[0]) for name, log_probs in scores.items()}}
-
-
-def evaluate_ensemble(modules: list[Any], data_path: str | Path | None = None, chunk_size: int = 65536) -> dict:
-    """Each member's and the ensemble's train/val/test loss_record, over the same targets."""
-    first = modules[0]
-    path, scores = split_log_probs([m.model for m in modules], first.vocab, first.hparams.data, data_path, chunk_size)
-    members = [{name: loss_record(log_probs[i]) for name, log_probs in scores.items()} for i in range(len(modules))]
+        scores[name] = torch.stack([log_probs for log_probs, _ in scored])  # (M, N)
+    members = [{name: loss_record(log_probs[i]) for name, log_probs in scores.items()} for i in range(len(models))]
     ensemble = {name: loss_record(mean_of_probabilities(log_probs)) for name, log_probs in scores.items()}
     return {"data": str(path), "members": members, "ensemble": ensemble}
 

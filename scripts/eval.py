@@ -24,9 +24,9 @@ def main(cfg: DictConfig) -> None:
     check_eval_options(cfg)
     set_threads(cfg.threads)
     paths, modules, ckpts = load_members(cfg.ckpt)  # a path, or a list of them: an ensemble
+    scores = evaluate(modules, cfg.data.path, cfg.eval_batch_size)
     if isinstance(cfg.ckpt, str):
-        module = modules[0]
-        scores = evaluate(module.model, module.vocab, module.hparams.data, cfg.data.path, cfg.eval_batch_size)
+        scores = {"data": scores["data"], **scores["members"][0]}  # the one member's, as eval.json holds them
         print(f"{'split':<6} {'loss':>8} {'bits/char':>10} {'perplexity':>11} {'targets':>9}")
         for split in SPLITS:
             r = scores[split]
@@ -35,17 +35,16 @@ def main(cfg: DictConfig) -> None:
         results = {"ckpt": str(paths[0]), "step": ckpts[0]["global_step"], **scores}
     else:
         out = Path(cfg.out or f"outputs/ensembles/{datetime.now():%Y-%m-%d_%H-%M-%S}/eval.json")
-        results = ensemble(paths, modules, ckpts, cfg)
+        results = ensemble(paths, modules, ckpts, scores)
     atomic_write_json(out, results)
     print(f"written: {out}")
 
 
-def ensemble(paths: list[Path], modules: list, ckpts: list[dict], cfg: DictConfig) -> dict:
+def ensemble(paths: list[Path], modules: list, ckpts: list[dict], scores: dict) -> dict:
     """Members and ensemble in one table; eval.json also holds the row compare.py shows for the ensemble."""
-    from makemore.evaluation import ensemble_row, evaluate_ensemble
+    from makemore.evaluation import ensemble_row
     from makemore.tables import markdown_table
 
-    scores = evaluate_ensemble(modules, cfg.data.path, cfg.eval_batch_size)
     members = [
         {"ckpt": str(p), "model": m.hparams.model["name"], "step": c["global_step"], "num_params": m.num_params, **s}
         for p, m, c, s in zip(paths, modules, ckpts, scores["members"], strict=True)

@@ -9,7 +9,7 @@ import torch
 
 from makemore.data.contexts import make_splits
 from makemore.errors import MakemoreError
-from makemore.evaluation import evaluate_ensemble
+from makemore.evaluation import evaluate
 from makemore.sampling import generate
 from makemore.training.module import LitLanguageModel
 
@@ -71,7 +71,7 @@ def by_hand(models, items: list[str]) -> float:
 
 def test_ensemble_nll_matches_a_hand_computation(tiny_pair):
     mlp, lstm, _record = tiny_pair
-    scores = evaluate_ensemble([mlp, lstm])
+    scores = evaluate([mlp, lstm])
     splits = make_splits(WORDS, SPLIT, 7)
     with torch.no_grad():
         for split in ("train", "val", "test"):

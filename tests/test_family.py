@@ -128,9 +128,7 @@ def test_every_tool_works_on_every_models_checkpoint(names_path, tmp_path, name)
     items = generate(module.model, module.vocab, 20, seed=3, prefix="ka")  # batched
     assert len(items) == 20 and all(item.startswith("ka") for item in items)
     assert items == generate(module.model, module.vocab, 20, seed=3, prefix="ka")
-    assert evaluate(module.model, module.vocab, module.hparams.data)["val"]["loss"] == pytest.approx(
-        metrics["val_loss"], abs=1e-6
-    )
+    assert evaluate([module])["members"][0]["val"]["loss"] == pytest.approx(metrics["val_loss"], abs=1e-6)
 
     last = first / "checkpoints" / "last.ckpt"
     if resolve_schedule(OmegaConf.to_container(config(*run).scheduler, resolve=True), 60) != plan:  # another one
