@@ -24,8 +24,7 @@ def register_resolvers() -> None:
         "abspath": to_absolute_path,
     }
     for name, resolver in resolvers.items():
-        if not OmegaConf.has_resolver(name):
-            OmegaConf.register_new_resolver(name, resolver)
+        OmegaConf.register_new_resolver(name, resolver, replace=True)
 
 
 def run_label(cfg: DictConfig) -> str:

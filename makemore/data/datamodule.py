@@ -100,7 +100,6 @@ class CharDataModule(L.LightningDataModule):
         self.plan = None  # the run's LoopPlan, set by build_trainer
         self.val_fraction = 1.0  # trainer.limit_val_batches as a fraction: the first part of the split
         self.vocab: Vocabulary | None = None
-        self.items: dict[str, list[str]] = {}
         self.examples: dict[str, Examples] = {}
         self.record: dict[str, Any] = {}  # what a checkpoint stores to find this data and its split again (setup)
         self._prepared: os.stat_result | None = None
@@ -121,9 +120,9 @@ class CharDataModule(L.LightningDataModule):
                 f"{self.path} changed while it was being prepared and read (is something still writing or "
                 "downloading it?); rerun once the file is complete"
             )
-        self.vocab = Vocabulary(sorted(set("".join(items))))
-        self.items = make_splits(items, self.split, self.split_seed, self.overfit_items)
-        self.examples = {n: BUILD_EXAMPLES[self.view](self.items[n], self.vocab, self.block_size) for n in SPLIT_NAMES}
+        self.vocab = Vocabulary.from_items(items)
+        splits = make_splits(items, self.split, self.split_seed, self.overfit_items)
+        self.examples = {n: BUILD_EXAMPLES[self.view](splits[n], self.vocab, self.block_size) for n in SPLIT_NAMES}
         # targets per split: the same for every view and model (182625 / 22655 / 22866 on names.txt)
         self.split_sizes = {name: examples.num_targets for name, examples in self.examples.items()}
         self.record = {"path": str(self.path.resolve()), "sha256": sha256,  # of the bytes trained on: not the file now

@@ -8,8 +8,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
-
 
 class RNN(nn.Module):
     """Embedding, n_layer recurrent layers, dropout, Linear to logits at every position; torch's init. AWD-LSTM's
@@ -17,7 +15,7 @@ class RNN(nn.Module):
     `weight_dropout` is DropConnect on the hidden-to-hidden weights, one mask per minibatch."""
 
     view: ClassVar[str] = "sequence"
-    cell: ClassVar[str] = "rnn"
+    cell: ClassVar[type[nn.RNNBase]] = nn.RNN
 
     def __init__(
         self,
@@ -35,7 +33,7 @@ class RNN(nn.Module):
         self.emb_dropout, self.weight_dropout = emb_dropout, weight_dropout
         self.wte = nn.Embedding(vocab_size, emb_dim)
         # torch applies dropout between stacked layers only, and warns if asked to with one layer
-        self.rnn = CELLS[self.cell](emb_dim, hidden, n_layer, batch_first=True, dropout=dropout if n_layer > 1 else 0.0)
+        self.rnn = self.cell(emb_dim, hidden, n_layer, batch_first=True, dropout=dropout if n_layer > 1 else 0.0)
         self.drop = nn.Dropout(dropout)
         self.lm_head = nn.Linear(hidden, vocab_size)
 
@@ -58,10 +56,10 @@ class RNN(nn.Module):
 class GRU(RNN):
     """Gated recurrent unit: update and reset gates let the state keep information across many steps."""
 
-    cell = "gru"
+    cell = nn.GRU
 
 
 class LSTM(RNN):
     """Long short-term memory: a gated cell state alongside the hidden state."""
 
-    cell = "lstm"
+    cell = nn.LSTM
