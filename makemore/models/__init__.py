@@ -20,20 +20,17 @@ MODELS.update(rnn=RNN, gru=GRU, lstm=LSTM, bow=BoW, transformer=Transformer)
 
 
 def build_model(config: Mapping[str, Any], vocab_size: int) -> nn.Module:
-    """The model `config` names, built with the rest of config as its knobs (makemore.schema checks them)."""
-    if (cls := MODELS.get(config["name"])) is None:
-        raise ConfigError(f"model.name={config['name']!r} is not a makemore model; choose one of: {', '.join(MODELS)}")
+    """The model `config` names, built with the rest of config as its knobs (makemore.schema checks them first)."""
     try:
-        return cls(vocab_size=vocab_size, **{k: v for k, v in config.items() if k != "name"})
-    except (ValueError, TypeError) as e:
+        return MODELS[config["name"]](vocab_size=vocab_size, **{k: v for k, v in config.items() if k != "name"})
+    except ValueError as e:  # what a knob's type cannot say: transformer's emb_dim % n_head, wavenet's block_size
         raise ConfigError(f"model={config['name']}: {e}") from None
 
 
 def hidden_matrices(model: nn.Module) -> list[nn.Parameter]:
     """The 2-D weights Muon is for: all but the embedding tables and the output layer (the last matrix registered)."""
     tables = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
-    char_table = model.char_embedding() if hasattr(model, "char_embedding") else None
-    if char_table is not None:
+    if (char_table := model.char_embedding()) is not None:  # MLP's C is a bare Parameter, not an nn.Embedding
         tables.add(id(char_table))
     matrices = [p for p in model.parameters() if p.dim() == 2]
     return [p for p in matrices[:-1] if id(p) not in tables]

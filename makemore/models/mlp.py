@@ -28,8 +28,6 @@ class MLP(nn.Module):
     ):
         super().__init__()
         self.block_size = block_size
-        if backward not in ("autograd", "manual"):
-            raise ValueError(f"unknown backward {backward!r}: use 'autograd' or 'manual'")
         self.backward = backward  # which the trainer calls: loss.backward(), or loss_and_grad's own by hand
         n_in = block_size * emb_dim
         self.C = nn.Parameter(torch.empty(vocab_size, emb_dim))  # character features, m per character
@@ -40,8 +38,6 @@ class MLP(nn.Module):
         self.W = nn.Parameter(torch.empty(n_in, vocab_size)) if direct else None
         # 'randn': every tensor ~ N(0, 1) in the notebook's order (first loss 17-27); 'scaled': tanh-gain/fan-in
         # hidden weights and a near-zero output layer (first loss near ln(V))
-        if init not in ("randn", "scaled"):
-            raise ValueError(f"unknown init {init!r}: use 'randn' or 'scaled'")
         g = torch.Generator().manual_seed(init_seed)
         with torch.no_grad():
             for p in (p for p in (self.C, self.H, self.d, self.U, self.b, self.W) if p is not None):

@@ -28,8 +28,6 @@ class MLPBatchNorm(nn.Module):
     ):
         super().__init__()
         self.block_size = block_size
-        if backward not in ("autograd", "manual"):
-            raise ValueError(f"unknown backward {backward!r}: use 'autograd' or 'manual'")
         self.backward = backward  # which the trainer calls: loss.backward(), or loss_and_grad's own by hand
         self.wte = nn.Embedding(vocab_size, emb_dim)
         layers: list[nn.Module] = []
