@@ -3,9 +3,10 @@
 import bisect
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import torch
+from pydantic import Field
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
@@ -13,13 +14,15 @@ from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimize
 from makemore.errors import ConfigError
 from makemore.models import hidden_matrices
 
+Momentum = Annotated[float, Field(ge=0, lt=1, description="a number in [0, 1)")]  # Muon's (schema reads it)
+
 
 class MuonWithAdamW(torch.optim.Optimizer):
     """Muon (Jordan et al. 2024) for the groups marked "muon" (hidden 2-D weights), AdamW for the rest, as one
     optimizer: one LR schedule, one checkpoint entry. Muon's lr matches AdamW's update RMS, so one `lr` serves both."""
 
     def __init__(self, params: list[dict[str, Any]], lr: float, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, momentum: float = 0.95,
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, momentum: Momentum = 0.95,
                  nesterov: bool = True, ns_steps: int = 5, fused: bool | None = None):  # fmt: skip
         muon = {"momentum": momentum, "nesterov": nesterov, "ns_steps": ns_steps, "adjust_lr_fn": "match_rms_adamw"}
         decay = {"lr": lr, "weight_decay": weight_decay}  # each group sets its own weight_decay (muon_param_groups)

@@ -1,4 +1,4 @@
-"""One pydantic schema per config part (the models' and Trainer's from their signatures), refusing in one line."""
+"""One pydantic schema per config part (models', optimizers', Trainer's from their signatures), refusing in one line."""
 
 import functools
 import inspect
@@ -129,12 +129,15 @@ SIGNATURE_RULES: dict[str, Any] = {  # the ranges a signature cannot say, as typ
 }
 
 
+TORCH_INTERNALS = ("maximize", "foreach", "capturable", "differentiable")  # torch.optim's, not a run's settings
+
+
 @functools.cache  # once per class and process: every door check and checkpoint load reuses it
 def signature_schema(cls: type, name: str | None = None, kind: str = "model") -> type[Schema]:
     """The keyword arguments of `cls` (annotation or SIGNATURE_RULES type, default); a registry entry's by `name:`."""
     fields: dict[str, Any] = {"name": (Literal[name], Field(description=repr(name)))} if name else {}
     for key, param in inspect.signature(cls.__init__).parameters.items():
-        if key not in ("self", "vocab_size", "params"):
+        if key not in ("self", "vocab_size", "params", *TORCH_INTERNALS):
             default = ... if param.default is inspect.Parameter.empty else param.default
             fields[key] = (SIGNATURE_RULES.get(key, param.annotation), default)
     schema = create_model(f"{cls.__name__}Config", __base__=Schema, **fields)
@@ -338,7 +341,7 @@ def check_parts(values: dict[str, Any], raw: dict[str, Any]) -> None:
     try:
         with torch.random.fork_rng(devices=[]):
             build_optimizer(optimizer, build_model(model, vocab_size=2))
-    except ValueError as e:
+    except (ValueError, RuntimeError) as e:
         raise ConfigError(f"optimizer={optimizer['name']}: torch.optim refuses its settings: {e}") from None
     kwargs = {k: v for k, v in trainer.items() if k not in ("deterministic", "benchmark")}  # process-wide: the run's
     disabled = logging.root.manager.disable
