@@ -12,7 +12,8 @@ from makemore.errors import MakemoreError
 
 _NOISE = (
     "💡 Tip:",  # Lightning's advertisements for its cloud products
-    "TPU available: False",  # no TPU: nothing to act on (the GPU line stays: it says whether a GPU is used)
+    "TPU available: False",  # no TPU: nothing to act on
+    "GPU available: False",  # nor on a machine without a GPU (one that has a GPU still says whether it is used)
     "`Trainer.fit` stopped: `max_steps=",  # the end of every run, which the run's summary says ("done: ...")
     "Experiment with name",  # MLflow: the first run of an experiment creates it, as it should
     "Restoring states from the checkpoint path at",  # a resume (train.py says "continuing from") or lr_find's own

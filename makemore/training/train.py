@@ -2,6 +2,7 @@
 
 import contextlib
 import functools
+import inspect
 import json
 import logging
 import math
@@ -97,7 +98,7 @@ def prepare_datamodule(cfg: DictConfig, **overrides: Any) -> CharDataModule:
     datamodule.setup("fit")
     sizes = " / ".join(f"{n:,}" for n in datamodule.split_sizes.values())
     chars = datamodule.vocab.size - 1
-    log.info("data: %s, %d distinct characters, train/val/test targets %s", datamodule.path, chars, sizes)
+    log.info("data: %s, %d distinct characters, train/val/test targets %s", datamodule.record["path"], chars, sizes)
     return datamodule
 
 
@@ -248,7 +249,7 @@ def log_final(cfg: DictConfig, trainer: L.Trainer, losses: dict[str, float]) -> 
 
 def summary(metrics: dict[str, Any], run_dir: Path, samples: list[str], stores: list[str] = ()) -> str:
     """The end of a run's output, for a person: what was trained, how well, how fast, and where it is."""
-    speed = f", {metrics['steps_per_s']:,.0f} steps/s" if metrics["steps_per_s"] else ""
+    speed = f" (the loop alone: {metrics['steps_per_s']:,.0f} steps/s)" if metrics["steps_per_s"] else ""
     parts = ["metrics.json", "samples.txt", "checkpoints/", "tensorboard/", "csv/", "wandb/"]
     written = [part for part in parts if (run_dir / part.rstrip("/")).exists()]
     return "\n".join([
@@ -282,6 +283,10 @@ def show_config(cfg: DictConfig, run_dir: Path) -> None:
     values = _plain(cfg)
     with (run_dir / "config_tree.txt").open("w") as f:
         Console(file=f, width=120, color_system=None).print(grow(Tree("config", guide_style="dim"), values, ()))
-    if cfg.get("print_config", True):  # the run's parts only
+    if cfg.get("print_config", True):  # the run's parts only, the trainer's keys where they differ from Lightning's
+        defaults = {k: p.default for k, p in inspect.signature(L.Trainer.__init__).parameters.items()}
+        shown = {k: v for k, v in values["trainer"].items() if k not in defaults or v != defaults[k]}
+        label = f"trainer ({len(values['trainer']) - len(shown)} more at Lightning's defaults: config_tree.txt)"
+        values = {label if k == "trainer" else k: shown if k == "trainer" else v for k, v in values.items()}
         parts = grow(Tree("config", guide_style="dim"), values, ("hydra", "callbacks", "lr_find", "sample"))
         Console(width=120).print(parts)
