@@ -14,7 +14,8 @@ _NOISE = (
     "💡 Tip:",  # Lightning's advertisements for its cloud products
     "TPU available: False",  # no TPU: nothing to act on
     "GPU available: False",  # nor on a machine without a GPU (one that has a GPU still says whether it is used)
-    "`Trainer.fit` stopped: `max_steps=",  # the end of every run, which the run's summary says ("done: ...")
+    "`Trainer.fit` stopped: `max_",  # max_steps or max_epochs reached: the run's summary says it ("done: ...")
+    "Loading `train_dataloader` to estimate",  # Lightning's note on sizing the schedule: nothing to act on
     "Experiment with name",  # MLflow: the first run of an experiment creates it, as it should
     "Restoring states from the checkpoint path at",  # a resume (train.py says "continuing from") or lr_find's own
     "Restored all states from the checkpoint",  # temporary checkpoint, which it writes, reads back and deletes
