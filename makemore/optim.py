@@ -25,10 +25,10 @@ class MuonWithAdamW(torch.optim.Optimizer):
                  eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, momentum: Momentum = 0.95,
                  nesterov: bool = True, ns_steps: int = 5, fused: bool | None = None):  # fmt: skip
         muon = {"momentum": momentum, "nesterov": nesterov, "ns_steps": ns_steps, "adjust_lr_fn": "match_rms_adamw"}
-        decay = {"lr": lr, "weight_decay": weight_decay}  # each group sets its own weight_decay (muon_param_groups)
-        self.muon = torch.optim.Muon([g for g in params if g.get("muon")], **decay, **muon)
+        shared = {"lr": lr, "weight_decay": weight_decay}  # each group sets its own weight_decay (muon_param_groups)
+        self.muon = torch.optim.Muon([g for g in params if g.get("muon")], **shared, **muon)
         adamw_groups = [group for group in params if not group.get("muon")]
-        self.adamw = torch.optim.AdamW(adamw_groups, **decay, betas=betas, eps=eps, amsgrad=amsgrad, fused=fused)
+        self.adamw = torch.optim.AdamW(adamw_groups, **shared, betas=betas, eps=eps, amsgrad=amsgrad, fused=fused)
         # the inner optimizers' own group dicts: a schedule setting group["lr"] here sets it for them
         super().__init__(self.muon.param_groups + self.adamw.param_groups, {"lr": lr})
 

@@ -35,11 +35,10 @@ def check(schema: Any, values: Any, where: str = "", raw: Any = None) -> Schema:
         if "_target_" in values:
             raise ConfigError(NAMES_CODE.format(f"{where}._target_", str(values["_target_"])[:80]))
         name = values.get("name")
+        part = where.rpartition(".")[2]  # model, optimizer or scheduler
         if not isinstance(name, str) or name not in schema:
-            kind = KINDS[where.rpartition(".")[2]]
-            raise ConfigError(f"{where}.name={name!r} is not {kind}; choose one of: {', '.join(schema)}")
-        kind = where.rpartition(".")[2]
-        schema = schema[name] if issubclass(schema[name], Schema) else signature_schema(schema[name], name, kind)
+            raise ConfigError(f"{where}.name={name!r} is not {KINDS[part]}; choose one of: {', '.join(schema)}")
+        schema = schema[name] if issubclass(schema[name], Schema) else signature_schema(schema[name], name, part)
     try:
         return schema.model_validate(dict(values))
     except ValidationError as e:
@@ -286,10 +285,10 @@ class StoredConfig(Schema):  # the LitLanguageModel's arguments as a checkpoint 
 
 def check_stored_config(hparams: Mapping[str, Any]) -> None:
     """The stored config rebuilds only what the registries know, from plain values, at any depth."""
-    if unplain := _first_unplain(hparams, "config"):
-        raise ConfigError(unplain)
     from makemore.optim import OPTIMIZERS
 
+    if unplain := _first_unplain(hparams, "config"):
+        raise ConfigError(unplain)
     check(StoredConfig, hparams, "config")
     check_model(hparams["model"], "config.model")
     check(OPTIMIZERS, hparams["optimizer"], "config.optimizer")

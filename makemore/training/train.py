@@ -3,6 +3,7 @@
 import contextlib
 import functools
 import inspect
+import io
 import json
 import logging
 import math
@@ -88,12 +89,12 @@ def train(cfg: DictConfig) -> float:
     return write_results(cfg, trainer, module, datamodule, train_time_s, start_step)["val_loss"]
 
 
-def prepare_datamodule(cfg: DictConfig, **overrides: Any) -> CharDataModule:
+def prepare_datamodule(cfg: DictConfig) -> CharDataModule:
     """cfg.data, downloaded, split and viewed for the model; relative paths from where the user ran (even chdir'd)."""
     path = to_absolute_path(cfg.data.path) if cfg.data.path is not None else None
     default = {**_plain(cfg.data.default), "file": to_absolute_path(cfg.data.default.file)}
     view = MODELS[cfg.model.name].view  # the name was checked at the door
-    datamodule: CharDataModule = instantiate(cfg.data, path=path, default=default, view=view, **overrides)
+    datamodule: CharDataModule = instantiate(cfg.data, path=path, default=default, view=view)
     datamodule.prepare_data()
     datamodule.setup("fit")
     sizes = " / ".join(f"{n:,}" for n in datamodule.split_sizes.values())
@@ -281,8 +282,9 @@ def show_config(cfg: DictConfig, run_dir: Path) -> None:
         return node
 
     values = _plain(cfg)
-    with (run_dir / "config_tree.txt").open("w") as f:
-        Console(file=f, width=120, color_system=None).print(grow(Tree("config", guide_style="dim"), values, ()))
+    text = io.StringIO()  # written whole or not at all, as every file of a run
+    Console(file=text, width=120, color_system=None).print(grow(Tree("config", guide_style="dim"), values, ()))
+    atomic_write_text(run_dir / "config_tree.txt", text.getvalue())
     if cfg.get("print_config", True):  # the run's parts only, the trainer's keys where they differ from Lightning's
         defaults = {k: p.default for k, p in inspect.signature(L.Trainer.__init__).parameters.items()}
         shown = {k: v for k, v in values["trainer"].items() if k not in defaults or v != defaults[k]}
