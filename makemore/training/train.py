@@ -3,7 +3,6 @@
 import contextlib
 import functools
 import inspect
-import io
 import json
 import logging
 import math
@@ -282,9 +281,8 @@ def show_config(cfg: DictConfig, run_dir: Path) -> None:
         return node
 
     values = _plain(cfg)
-    text = io.StringIO()  # written whole or not at all, as every file of a run
-    Console(file=text, width=120, color_system=None).print(grow(Tree("config", guide_style="dim"), values, ()))
-    atomic_write_text(run_dir / "config_tree.txt", text.getvalue())
+    with (run_dir / "config_tree.txt").open("w") as f:  # the run's start, not a result: a plain write
+        Console(file=f, width=120, color_system=None).print(grow(Tree("config", guide_style="dim"), values, ()))
     if cfg.get("print_config", True):  # the run's parts only, the trainer's keys where they differ from Lightning's
         defaults = {k: p.default for k, p in inspect.signature(L.Trainer.__init__).parameters.items()}
         shown = {k: v for k, v in values["trainer"].items() if k not in defaults or v != defaults[k]}
