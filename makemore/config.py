@@ -137,6 +137,5 @@ def _claim(config: DictConfig, kind: str) -> None:
                 f"another hydra.{kind}.dir"
             ) from None
         lock.truncate(0)
-        lock.write(f"{os.getpid()}\n")
-        lock.flush()
+        print(os.getpid(), file=lock, flush=True)
         _held[path.resolve()] = lock

@@ -84,7 +84,7 @@ def _first_unplain(value: Any, where: str) -> str | None:
         for key, item in value.items():
             if not isinstance(key, str):
                 return f"{where}: key {key!r} is not a string; configs hold plain named values only"
-            if found := _first_unplain(item, f"{where}.{key}" if where else key):
+            if found := _first_unplain(item, f"{where}.{key}"):
                 return found
     elif isinstance(value, list | tuple):
         return next((found for i, v in enumerate(value) if (found := _first_unplain(v, f"{where}[{i}]"))), None)
@@ -128,15 +128,13 @@ SIGNATURE_RULES: dict[str, Any] = {  # the ranges a signature cannot say, as typ
 }
 
 
-TORCH_INTERNALS = ("maximize", "foreach", "capturable", "differentiable")  # torch.optim's, not a run's settings
-
-
 @functools.cache  # once per class and process: every door check and checkpoint load reuses it
 def signature_schema(cls: type, name: str | None = None, kind: str = "model") -> type[Schema]:
     """The keyword arguments of `cls` (annotation or SIGNATURE_RULES type, default); a registry entry's by `name:`."""
     fields: dict[str, Any] = {"name": (Literal[name], Field(description=repr(name)))} if name else {}
     for key, param in inspect.signature(cls.__init__).parameters.items():
-        if key not in ("self", "vocab_size", "params", *TORCH_INTERNALS):
+        # the last four are torch.optim's internals, not a run's settings
+        if key not in ("self", "vocab_size", "params", "maximize", "foreach", "capturable", "differentiable"):
             default = ... if param.default is inspect.Parameter.empty else param.default
             fields[key] = (SIGNATURE_RULES.get(key, param.annotation), default)
     schema = create_model(f"{cls.__name__}Config", __base__=Schema, **fields)
@@ -296,7 +294,6 @@ def check_stored_config(hparams: Mapping[str, Any]) -> None:
         check(SCHEDULES, hparams["scheduler"], "config.scheduler")
 
 
-PRECISIONS = ("32-true", "32", "bf16-mixed")
 # Trainer arguments makemore sets itself or cannot honour, with what to use instead (each may keep KEPT's value or null)
 REFUSED = {
     "logger": "choose loggers with logger=tensorboard|csv|mlflow|wandb|many, or logger=null for none",
@@ -329,7 +326,7 @@ def check_parts(values: dict[str, Any], raw: dict[str, Any]) -> None:
     for key, instead in REFUSED.items():
         if trainer.get(key, KEPT.get(key)) != KEPT.get(key):
             raise ConfigError(f"trainer.{key}={trainer[key]!r} is not used here: {instead}")
-    if str(trainer.get("precision") or "32-true") not in PRECISIONS:
+    if str(trainer.get("precision") or "32-true") not in ("32-true", "32", "bf16-mixed"):
         raise ConfigError(
             f"trainer.precision={trainer['precision']} is not supported: use 32-true or bf16-mixed (float16 needs "
             "loss scaling, which the multi-step path does not do)"
