@@ -55,8 +55,8 @@ def _message(error: Mapping[str, Any], schema: Any, values: Any, where: str, raw
         field = schema.model_fields[part]
         values = values.get(part) if isinstance(values, Mapping) else None
         raw = raw.get(part) if isinstance(raw, Mapping) else None
-        nested = [t for t in (get_args(field.annotation) or [field.annotation]) if isinstance(t, type)]
-        schema = next((t for t in nested if issubclass(t, Schema)), None)
+        types = get_args(field.annotation) or (field.annotation,)  # X | None: (X, None); else the one type
+        schema = next((t for t in types if isinstance(t, type) and issubclass(t, Schema)), None)
         what = schema.what if schema else what
     key = ".".join([where, *keys] if where else keys)
     if error["type"] == "extra_forbidden":
@@ -71,9 +71,8 @@ def _message(error: Mapping[str, Any], schema: Any, values: Any, where: str, raw
         return f"{key} is required in {what}"
     if field is None:
         return f"{key or where}: {error['msg']}"
-    types = get_args(field.annotation) or (field.annotation,)  # else the annotation's words: "an integer or null"
     words = (TYPE_TEXT.get(t, str(getattr(t, "__name__", t))) for t in types)  # lazy: only without a description
-    text = field.description or " or ".join(dict.fromkeys(words))
+    text = field.description or " or ".join(dict.fromkeys(words))  # else the types' words: "an integer or null"
     typed = INTERPOLATION.fullmatch(raw) if isinstance(raw, str) else None
     return f"{typed[1] if typed else key} must be {text}, got {values!r}"
 
