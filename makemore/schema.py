@@ -16,6 +16,10 @@ POSITIVE_INT, POSITIVE, RATE = "a positive integer", "a positive number", "a num
 PositiveInt = Annotated[int, Field(gt=0, description=POSITIVE_INT)]
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False, description=POSITIVE)]
 Rate = Annotated[float, Field(ge=0, lt=1, description=RATE)]
+Warmup = Annotated[int, Field(ge=0, description="a whole number of steps >= 0")]
+SPLIT = "three positive fractions (train, val, test) summing to 1"
+CKPT = "a path (a run dir or a .ckpt file), or a list of them for an ensemble: '[RUN_A,RUN_B]'"
+Ckpt = Annotated[str | list[str], Field(description=CKPT)]
 TYPE_TEXT = {int: "an integer", float: "a number", bool: "true or false", str: "text", type(None): "null"}
 KINDS = {"model": "a makemore model", "optimizer": "an optimizer here", "scheduler": "a schedule here"}
 NAMES_CODE = "{} names code to run ({!r}); makemore builds its parts from its own registries by name, so a "
@@ -149,9 +153,6 @@ def check_model(values: Mapping[str, Any], where: str = "model") -> Schema:
     return check(MODELS, values, where)
 
 
-Warmup = Annotated[int, Field(ge=0, description="a whole number of steps >= 0")]
-
-
 class ConstantSchedule(Schema):
     name: Literal["constant"]
     warmup_steps: Warmup = 0
@@ -177,9 +178,6 @@ class CosineSchedule(Schema):
 SCHEDULES: dict[str, type[Schema]] = {"constant": ConstantSchedule, "step": StepSchedule, "cosine": CosineSchedule}
 for _name, _schema in SCHEDULES.items():
     _schema.what = f"the {_name} schedule"
-
-
-SPLIT = "three positive fractions (train, val, test) summing to 1"
 
 
 class DataConfig(Schema):
@@ -231,10 +229,6 @@ class TrainConfig(Schema):  # conf/train.yaml's own keys (the knobs: where they 
     model: dict[str, Any]
     optimizer: dict[str, Any]
     scheduler: dict[str, Any] | None = None
-
-
-CKPT = "a path (a run dir or a .ckpt file), or a list of them for an ensemble: '[RUN_A,RUN_B]'"
-Ckpt = Annotated[str | list[str], Field(description=CKPT)]
 
 
 class SampleOptions(Schema):
