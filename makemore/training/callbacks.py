@@ -43,9 +43,8 @@ class LastCheckpoint(Checkpoint):
         signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C interrupts at once
 
     def teardown(self, *_: Any, **__: Any) -> None:
-        for signum, handler in self._previous_handlers.items():
-            signal.signal(signum, handler)
-        self._previous_handlers = {}
+        while self._previous_handlers:
+            signal.signal(*self._previous_handlers.popitem())
 
     def on_train_batch_end(self, trainer: L.Trainer, *_: Any) -> None:
         if trainer.fast_dev_run or plan_of(trainer).validation_follows():
@@ -95,28 +94,24 @@ class StepProgress(ProgressBar):
         super().__init__()
         self.refresh_rate, self.every = refresh_rate, every
         self.terminal = sys.stderr.isatty() if terminal is None else terminal
-        self._enabled, self._bar, self._pending = True, None, None
-
-    @property
-    def is_enabled(self) -> bool:
-        return self._enabled
+        self.is_enabled, self._bar, self._pending = True, None, None  # is_enabled: what Lightning reads
 
     def disable(self) -> None:
-        self._enabled = False
+        self.is_enabled = False
 
     def enable(self) -> None:
-        self._enabled = True
+        self.is_enabled = True
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         total = plan_of(trainer).total_steps
         self._total = int(total) if math.isfinite(total) else None
         self._start_step, self._start_time, self._shown = trainer.global_step, time.perf_counter(), trainer.global_step
         self._every = self.every or max(1, (self._total or 20_000) // 20)
-        if self._enabled and trainer.is_global_zero and self.terminal:
+        if self.is_enabled and trainer.is_global_zero and self.terminal:
             self._bar = tqdm(total=self._total, initial=trainer.global_step, desc="train", unit="step", file=sys.stderr)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *_: Any) -> None:
-        if not (self._enabled and trainer.is_global_zero):
+        if not (self.is_enabled and trainer.is_global_zero):
             return
         self._flush(pl_module)  # a line waiting for a validation that did not come
         step = trainer.global_step
@@ -154,9 +149,6 @@ class StepProgress(ProgressBar):
             parts.append(f"ETA {tqdm.format_interval((self._total - p['step']) / max(p['rate'], 1e-9))}")
         print(" | ".join(parts), file=sys.stderr, flush=True)
 
-    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
-        return dict(pl_module.last_losses)
-
 
 @dataclass(eq=False)
 class TrainingClock(L.Callback):
@@ -168,12 +160,11 @@ class TrainingClock(L.Callback):
     def on_train_start(self, *_: Any) -> None:
         self._since = time.perf_counter()
 
+    on_validation_end = on_train_start  # after a validation the clock runs again
+
     def on_validation_start(self, trainer: L.Trainer, *_: Any) -> None:
         if not trainer.sanity_checking:
             self.seconds += time.perf_counter() - self._since
-
-    def on_validation_end(self, trainer: L.Trainer, *_: Any) -> None:
-        self._since = time.perf_counter()
 
     def on_train_end(self, *_: Any) -> None:
         self.seconds += time.perf_counter() - self._since

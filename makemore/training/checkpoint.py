@@ -90,19 +90,16 @@ def load_members(ckpt: str | Sequence[str]) -> tuple[list[Path], list[LitLanguag
 def check_resumable(ckpt: dict[str, Any], path: Path, module: LitLanguageModel) -> None:
     """Refuse a checkpoint of another model, vocabulary, optimizer or data: it would fail, or train neither run."""
     saved, current = ckpt["hyper_parameters"], module.hparams
-    differences = _differences("", {k: saved.get(k) for k in _RESUME_KEYS}, {k: current.get(k) for k in _RESUME_KEYS})
-    saved_data, data = saved.get("data") or {}, current.get("data") or {}
-    differences += [f"data.{k}: {_short(saved_data.get(k))} in the checkpoint, {_short(data.get(k))} now"
-                    for k in SPLIT_IDENTITY if saved_data.get(k) != data.get(k)]  # fmt: skip
+    keys = ("model", "vocab", "optimizer")  # the schedule: configure_optimizers, with the run's length
+    differences = _differences("", {k: saved.get(k) for k in keys}, {k: current.get(k) for k in keys})
+    saved_data, data = saved.get("data") or {}, current.get("data") or {}  # plain values (a DataRecord): compared whole
+    differences += [d for k in SPLIT_IDENTITY for d in _differences(f"data.{k}", saved_data.get(k), data.get(k))]
     if differences:
         raise MakemoreError(
             f"{path} was trained with a different config, so this run can't continue it: "
             f"{'; '.join(differences[:4])}{' ...' if len(differences) > 4 else ''}; pass the overrides it was "
             "trained with (resume=<run dir> does that)"
         )
-
-
-_RESUME_KEYS = ("model", "vocab", "optimizer")  # the schedule: configure_optimizers, with the run's length
 
 
 def _differences(prefix: str, saved: Any, current: Any) -> list[str]:

@@ -20,7 +20,7 @@ from hydra.types import RunMode
 from hydra.utils import instantiate, to_absolute_path
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Checkpoint, EarlyStopping, EMAWeightAveraging, ModelCheckpoint, ProgressBar
-from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from makemore.console import first_process, logging_kept, quiet_third_party_output
@@ -80,8 +80,13 @@ def train(cfg: DictConfig) -> float:
     if stoppers and trainer.should_stop and trainer.global_step < plan_of(trainer).total_steps:
         log.info("early stopping: %s on %s ended the run at step %d", type(stoppers[0]).__name__, stoppers[0].monitor,
                  trainer.global_step)  # fmt: skip
-    if trainer.fast_dev_run:
-        return fast_dev_run_report(trainer, module, cfg.run_dir)
+    if trainer.fast_dev_run:  # it trains and validates a few batches and saves nothing: say that it worked
+        n, val = trainer.global_step, module.last_losses.get("val_loss", math.nan)
+        log.info("fast_dev_run: %d training step%s and validation ran without error (train loss %.4f, val %.4f); "
+                 "nothing is saved in a fast dev run (Lightning's fast_dev_run turns checkpoints and loggers off; its "
+                 "log: %s)", n, "" if n == 1 else "s", module.last_losses.get("train_loss", math.nan), val,
+                 cfg.run_dir)  # fmt: skip
+        return val
     if not trainer.is_global_zero:  # data-parallel: one process writes the results
         best = best_checkpoint(trainer)
         return float(best.best_model_score) if best is not None else module.last_losses.get("val_loss", math.nan)
@@ -118,10 +123,14 @@ def build_trainer(cfg: DictConfig, module: LitLanguageModel, datamodule: CharDat
     if threads is None and module.num_params * positions < cfg.one_thread_below:
         threads = 1
     if threads is None and HydraConfig.initialized() and (n_jobs := HydraConfig.get().launcher.get("n_jobs")):
-        cores = os.cpu_count() or 1
-        threads = max(1, cores // (n_jobs if n_jobs > 0 else cores))
+        threads = max(1, (os.cpu_count() or 1) // n_jobs) if n_jobs > 0 else 1  # n_jobs=-1: a job per core
     torch.set_num_threads(threads or free_cores())
-    loggers = build_loggers(cfg, start_step or None)
+    loggers = []  # cfg.logger's; a resume's TensorBoard drops what was logged after its checkpoint: one curve
+    for logger_cfg in (cfg.get("logger") or {}).values():
+        resumed = {"purge_step": start_step or None} if logger_cfg._target_.endswith("TensorBoardLogger") else {}
+        mlflow = logger_cfg._target_.endswith("MLFlowLogger")  # a new MLflow database takes over the process's logging
+        with logging_kept() if mlflow else contextlib.nullcontext():
+            loggers.append(instantiate(logger_cfg, **resumed))
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     if cfg.ema is not None:  # acts after every optimizer step: the one-step path
         callbacks.append(EMAWeightAveraging(decay=cfg.ema))
@@ -156,15 +165,6 @@ def best_checkpoint(trainer: L.Trainer) -> ModelCheckpoint | None:
     return next(monitors, None)
 
 
-def fast_dev_run_report(trainer: L.Trainer, module: LitLanguageModel, run_dir: str) -> float:
-    """Lightning's fast_dev_run trains and validates a few batches and saves nothing: say that it worked."""
-    n, val = trainer.global_step, module.last_losses.get("val_loss", math.nan)
-    log.info("fast_dev_run: %d training step%s and validation ran without error (train loss %.4f, val %.4f); nothing "
-             "is saved in a fast dev run (Lightning's fast_dev_run turns checkpoints and loggers off; its log: %s)",
-             n, "" if n == 1 else "s", module.last_losses.get("train_loss", math.nan), val, run_dir)  # fmt: skip
-    return val
-
-
 @contextlib.contextmanager
 def lightning_errors():
     """What Lightning refuses at fit time (a GPU asked for on a machine without one, ...) as one line."""
@@ -188,17 +188,6 @@ def lightning_errors():
             f"trainer.detect_anomaly stopped the run: {str(e).splitlines()[0]}; torch's warning above shows the "
             "forward call that made it: lower optimizer.lr, or look at that operation's inputs"
         ) from None
-
-
-def build_loggers(cfg: DictConfig, purge_step: int | None) -> list[Logger]:
-    """cfg.logger's; a resume's TensorBoard drops what was logged after its checkpoint (`purge_step`): one curve."""
-    loggers = []
-    for logger_cfg in (cfg.get("logger") or {}).values():
-        resumed = {"purge_step": purge_step} if logger_cfg._target_.endswith("TensorBoardLogger") else {}
-        mlflow = logger_cfg._target_.endswith("MLFlowLogger")  # a new MLflow database takes over the process's logging
-        with logging_kept() if mlflow else contextlib.nullcontext():
-            loggers.append(instantiate(logger_cfg, **resumed))
-    return loggers
 
 
 def write_results(cfg: DictConfig, trainer: L.Trainer, module: LitLanguageModel, datamodule: CharDataModule,
