@@ -43,12 +43,10 @@ def save_figure(fig: Figure, path: str | Path) -> None:
 def embedding_figure(table: torch.Tensor, labels: list[str], step: int | None = None, max_labels: int = 100) -> Figure:
     """Dimensions 0 and 1 of the embedding table, a dot per character, labelled up to `max_labels` characters."""
     fig, ax = plt.subplots(figsize=(8, 8))
-    points = table.detach().float().cpu()
-    if points.shape[1] < 2:  # emb_dim=1: a line of characters
-        points = torch.cat([points, torch.zeros_like(points)], dim=1)
+    points = torch.nn.functional.pad(table.detach().float().cpu(), (0, 1))[:, :2]  # emb_dim=1: a line of characters
     labelled = len(labels) <= max_labels
     ax.scatter(points[:, 0], points[:, 1], s=200 if labelled else 4)
-    for (x, y), label in zip(points[:, :2].tolist(), labels if labelled else [], strict=False):
+    for (x, y), label in zip(points.tolist(), labels if labelled else [], strict=False):
         ax.text(x, y, label, ha="center", va="center", color="white")
     ax.grid(which="minor")
     ax.grid()

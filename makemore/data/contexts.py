@@ -81,8 +81,7 @@ class ContextSet:
         p = self.positions[ix]
         return self.stream[p.unsqueeze(-1) + self._window].long(), self.stream[p].long()
 
-    def minibatches(self, ix: Tensor) -> tuple[Tensor, Tensor]:
-        return self[ix]  # ix (K, B): K minibatches at once, contexts (K, B, T) and targets (K, B)
+    minibatches = __getitem__  # ix (K, B): K minibatches at once, contexts (K, B, T) and targets (K, B)
 
 
 def build_contexts(items: Sequence[str], vocab: Vocabulary, block_size: int) -> ContextSet:

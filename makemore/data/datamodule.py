@@ -52,7 +52,7 @@ class TrainMinibatches:
         self._restore(total)
         while in_epoch < epoch:
             k = self.plan.next_call(total, in_epoch) if self.plan else 1
-            self._state_at = {s: g for s, g in list(self._state_at.items())[-2:]} | {total: self.generator.get_state()}
+            self._state_at = dict(list(self._state_at.items())[-2:]) | {total: self.generator.get_state()}
             if self.fixed:
                 first = (in_epoch + torch.arange(k)).unsqueeze(1) * self.batch_size
                 ix = (first + torch.arange(self.batch_size)) % len(self.examples)
