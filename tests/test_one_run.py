@@ -156,8 +156,10 @@ def test_a_dir_a_live_run_holds_is_refused_before_anything_is_written(names_path
         args = [f"data.path={names_path}", "trainer.max_steps=5", f"hydra.{kind}.dir={held}"]
         result = run_script("train.py", *(["-m", "hidden=8,16"] if kind == "sweep" else []), *args)
     assert result.returncode == 2, result.stderr[-2000:]
-    assert f"makemore: error: another run (pid 4242) is writing into {held}: wait for it to end, or pass another " \
+    assert (
+        f"makemore: error: another run (pid 4242) is writing into {held}: wait for it to end, or pass another "
         f"hydra.{kind}.dir" in result.stderr
+    )
     assert sorted(p.name for p in held.iterdir()) == [".lock"]
 
 
