@@ -77,6 +77,7 @@ def stop_message(process: subprocess.Popen, signum: int) -> tuple[str, int]:
     return lines[0], int(lines[0].split("at step ")[1].split()[0])
 
 
+@pytest.mark.slow  # three training processes (~40 s): the default suite's 5-minute budget; CI runs -m slow
 def test_killed_and_stopped_runs_continue_bit_for_bit(names_path, tmp_path):
     data = f"data.path={names_path}"
     runs = {name: start_run(tmp_path / name, data, *RUN) for name in ("reference", "killed", "stopped")}
