@@ -86,7 +86,8 @@ class LastCheckpoint(Checkpoint):
 
 class StepProgress(ProgressBar):
     """Optimizer steps, not Lightning calls, on the first process: a terminal's tqdm bar refreshed every `refresh_rate`
-    steps, else a line every `every` steps (null: ~20 a run) and at the end, with val loss if that step validated."""
+    steps, else a line every `every` steps (null: ~20 a run, on the steps that log the train loss) and at the end, with
+    val loss if that step validated."""
 
     multi_step_safe = True  # reads trainer.global_step, which counts every step of a call
 
@@ -106,7 +107,8 @@ class StepProgress(ProgressBar):
         total = plan_of(trainer).total_steps
         self._total = int(total) if math.isfinite(total) else None
         self._start_step, self._start_time, self._shown = trainer.global_step, time.perf_counter(), trainer.global_step
-        self._every = self.every or max(1, (self._total or 20_000) // 20)
+        grid = trainer.log_every_n_steps or 1  # lines where the loss they show was just logged: 200, 400, ... not 150
+        self._every = self.every or grid * max(1, round((self._total or 20_000) / 20 / grid))
         if self.is_enabled and trainer.is_global_zero and self.terminal:
             self._bar = tqdm(total=self._total, initial=trainer.global_step, desc="train", unit="step", file=sys.stderr)
 

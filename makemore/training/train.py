@@ -23,6 +23,7 @@ from lightning.pytorch.callbacks import Checkpoint, EarlyStopping, EMAWeightAver
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
+from makemore.config import KNOBS
 from makemore.console import first_process, logging_kept, quiet_third_party_output
 from makemore.data.datamodule import CharDataModule
 from makemore.errors import ConfigError, MakemoreError, TrainingDiverged
@@ -276,6 +277,7 @@ def show_config(cfg: DictConfig, run_dir: Path) -> None:
         defaults = {k: p.default for k, p in inspect.signature(L.Trainer.__init__).parameters.items()}
         shown = {k: v for k, v in values["trainer"].items() if k not in defaults or v != defaults[k]}
         label = f"trainer ({len(values['trainer']) - len(shown)} more at Lightning's defaults: config_tree.txt)"
+        values = {k: v for k, v in values.items() if k not in KNOBS}  # each shows where it lands: model.hidden=50
         values = {label if k == "trainer" else k: shown if k == "trainer" else v for k, v in values.items()}
         parts = grow(Tree("config", guide_style="dim"), values, ("hydra", "callbacks", "lr_find", "sample"))
         Console(width=120).print(parts)
