@@ -31,13 +31,14 @@ def steepest_descent_lr(lrs: list[float], losses: list[float], skip_begin: int) 
 
 
 class _WithoutBar:
-    """stderr without the Tuner's own progress bar (drawn whatever enable_progress_bar says): a log it would fill."""
+    """stderr without the Tuner's own progress bar (drawn whatever enable_progress_bar says; its blank line after it):
+    a log it would fill."""
 
     def __init__(self, stream: TextIO):
         self.stream = stream
 
     def write(self, text: str) -> int:
-        return len(text) if "Finding best initial lr" in text else self.stream.write(text)
+        return len(text) if "Finding best initial lr" in text or not text.strip() else self.stream.write(text)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.stream, name)
@@ -71,5 +72,11 @@ def find_lr(cfg: DictConfig) -> float | None:
     if suggestion is None:
         log.info("no lr suggested: the loss never fell over the sweep (see %s)", run_dir / "lr_find.png")
     else:
-        log.info("suggested lr: %.4g", suggestion)
+        log.info(
+            "suggested lr: %.4g (lr_find.png, lr_find.json in %s); train with optimizer.lr=%.4g, or sweep and "
+            "train at once with lr_find.apply=true",
+            suggestion,
+            run_dir,
+            suggestion,
+        )
     return suggestion
