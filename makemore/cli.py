@@ -5,6 +5,7 @@ import functools
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ from hydra.types import RunMode
 from omegaconf.errors import OmegaConfBaseException
 
 from makemore.console import exit_with
-from makemore.errors import ConfigError, MakemoreError
+from makemore.errors import ConfigError, MakemoreError, TrainingInterrupted
 from makemore.sweep import FAILURE_FILE
 
 log = logging.getLogger("makemore")
@@ -88,6 +89,8 @@ def run(main: Callable[[], Any]) -> None:
         main()
     except (HydraException, OmegaConfBaseException) as e:
         exit_with(ConfigError(describe_config_error(e)))
+    except KeyboardInterrupt:  # while starting or finishing (a training run stops itself: LastCheckpoint), or twice
+        exit_with(TrainingInterrupted("interrupted by Ctrl-C", signal.SIGINT))
 
 
 def expand_resume(argv: list[str]) -> list[str]:

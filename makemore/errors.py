@@ -20,7 +20,7 @@ class TrainingDiverged(MakemoreError):
 
 
 class TrainingInterrupted(MakemoreError):
-    """Ctrl-C or SIGTERM stopped training after saving last.ckpt; the exit status is the shell's 128 + signal."""
+    """Ctrl-C or SIGTERM stopped the command (training: after saving last.ckpt); the exit status is 128 + signal."""
 
     def __init__(self, message: str, signum: int):
         super().__init__(message)

@@ -116,6 +116,16 @@ def test_ctrl_c_finishes_the_call_saves_and_exits_130(names_path, tmp_path):
     assert torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == step
 
 
+def test_ctrl_c_while_starting_is_one_line_and_130(names_path, tmp_path):
+    """Before training begins (importing, checking, reading data) Ctrl-C ends the command without a traceback."""
+    run = start_run(tmp_path / "run", f"data.path={names_path}", *RUN)
+    time.sleep(1.0)  # importing Lightning takes seconds here
+    run.send_signal(signal.SIGINT)
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 130 and "Traceback" not in stderr, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1] == "makemore: error: interrupted by Ctrl-C"
+
+
 @pytest.mark.slow  # moved out of the default suite (5-minute budget); CI runs it with -m slow
 def test_refusals_to_resume(short_run, names_path, tmp_path):
     """A checkpoint of another model, a corrupted or truncated one, a missing one: one line each."""
