@@ -102,6 +102,7 @@ def test_killed_and_stopped_runs_continue_bit_for_bit(names_path, tmp_path):
     continued = start_run(tmp_path / "continued", data, *RUN, f"ckpt_path={last}")
     for process in (runs["reference"], resumed, continued):
         assert process.wait(timeout=300) == 0, process.stderr.read()[-3000:]
+    assert "exists and is not empty" not in resumed.stderr.read()  # its own checkpoints/: no Lightning warning
     assert json.loads((tmp_path / "killed" / "metrics.json").read_text())["resumed_from_step"] >= saved_step
     assert json.loads((tmp_path / "continued" / "metrics.json").read_text())["resumed_from_step"] == stopped_step
     assert_same_run(tmp_path / "killed", tmp_path / "reference")

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,9 @@ def train(cfg: DictConfig) -> float:
             with contextlib.suppress(OSError):
                 Path(cfg.run_dir).parent.rmdir()  # the date's folder, if this was its only run
         raise
-    with lightning_errors():
+    with lightning_errors(), warnings.catch_warnings():
+        if cfg.get("resume"):  # its checkpoints/ is meant to be there: not Lightning's "exists and is not empty"
+            warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
         trainer = build_trainer(cfg, module, datamodule, start_step)
         start = time.perf_counter()
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
