@@ -80,7 +80,8 @@ def stop_message(process: subprocess.Popen, signum: int) -> tuple[str, int]:
 @pytest.mark.slow  # three training processes (~40 s): the default suite's 5-minute budget; CI runs -m slow
 def test_killed_and_stopped_runs_continue_bit_for_bit(names_path, tmp_path):
     data = f"data.path={names_path}"
-    runs = {name: start_run(tmp_path / name, data, *RUN) for name in ("reference", "killed", "stopped")}
+    run = [*RUN[1:], "trainer.max_steps=8000"]  # long enough that the killed run is killed before its end
+    runs = {name: start_run(tmp_path / name, data, *run) for name in ("reference", "killed", "stopped")}
 
     # SIGTERM (a scheduler's pre-emption): finish the call, save, exit 143 saying how to resume. First, at its first
     # checkpoint: waiting for the killed run's later one first let this run reach its end on a busy machine.
@@ -88,18 +89,18 @@ def test_killed_and_stopped_runs_continue_bit_for_bit(names_path, tmp_path):
     message, stopped_step = stop_message(runs["stopped"], signal.SIGTERM)
     assert f"resume={tmp_path / 'stopped'}" in message
     last = tmp_path / "stopped" / "checkpoints" / "last.ckpt"
-    assert torch.load(last, weights_only=True)["global_step"] == stopped_step < 2000
+    assert torch.load(last, weights_only=True)["global_step"] == stopped_step < 8000
 
     # SIGKILL gives no chance to save: the run continues from its last periodic checkpoint.
     saved_step = wait_for_checkpoint(tmp_path / "killed", 750, runs["killed"])
     runs["killed"].send_signal(signal.SIGKILL)
     runs["killed"].wait()
-    assert saved_step < 2000 and not (tmp_path / "killed" / "metrics.json").exists()
+    assert saved_step < 8000 and not (tmp_path / "killed" / "metrics.json").exists()
 
     # resume= takes the run's own config from its .hydra/overrides.yaml and writes into the same dir;
     # ckpt_path= continues into a new run dir (the same overrides given again).
     resumed = start_run(tmp_path / "killed", f"resume={tmp_path / 'killed'}")
-    continued = start_run(tmp_path / "continued", data, *RUN, f"ckpt_path={last}")
+    continued = start_run(tmp_path / "continued", data, *run, f"ckpt_path={last}")
     for process in (runs["reference"], resumed, continued):
         assert process.wait(timeout=300) == 0, process.stderr.read()[-3000:]
     assert "exists and is not empty" not in resumed.stderr.read()  # its own checkpoints/: no Lightning warning
