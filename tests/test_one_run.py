@@ -7,6 +7,7 @@ import math
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from makemore.config import validate_config
 from makemore.resolvers import register_resolvers
-from makemore.threads import free_cores
+from makemore.threads import busy_tasks, free_cores
 from makemore.training.checkpoint import load_checkpoint
 from makemore.training.train import train
 
@@ -173,12 +174,22 @@ def test_no_validation_still_leaves_a_checkpoint(names_path, tmp_path):
 
 def test_free_cores_leave_the_busy_ones(monkeypatch):
     monkeypatch.setattr("os.sched_getaffinity", lambda _: {0, 1})
-    monkeypatch.setattr("os.getloadavg", lambda: (1.1, 0.0, 0.0))
-    assert free_cores() == 1
-    monkeypatch.setattr("os.getloadavg", lambda: (0.05, 0.0, 0.0))
-    assert free_cores() == 2
-    monkeypatch.setattr("os.getloadavg", lambda: (9.0, 0.0, 0.0))
-    assert free_cores() == 1
+    for others, free in ((1, 1), (0, 2), (9, 1)):
+        monkeypatch.setattr("makemore.threads.busy_tasks", lambda others=others: others)
+        assert free_cores() == free
+
+
+def test_busy_tasks_count_what_runs_now_not_the_last_minute():
+    """A process busy beside this one counts while it runs and not once it ends (the load average would count it
+    for a minute: a run started right after another took one thread of two)."""
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        with_spinner = busy_tasks()
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert with_spinner >= busy_tasks() + 1  # read right after: what else runs (a test beside this one) is the same
 
 
 @pytest.mark.slow  # the default suite's 5-minute budget; CI runs -m slow
