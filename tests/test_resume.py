@@ -1,5 +1,6 @@
 """Interrupted runs continue exactly: SIGKILL + resume=, SIGTERM + ckpt_path=, Ctrl-C, and the refusals."""
 
+import functools
 import json
 import signal
 import subprocess
@@ -120,7 +121,11 @@ def test_ctrl_c_finishes_the_call_saves_and_exits_130(names_path, tmp_path):
 
 def test_ctrl_c_while_starting_is_one_line_and_130(names_path, tmp_path):
     """Before training begins (importing, checking, reading data) Ctrl-C ends the command without a traceback."""
-    run = start_run(tmp_path / "run", f"data.path={names_path}", *RUN)
+    command = [sys.executable, str(REPO / "scripts" / "train.py"), f"data.path={names_path}", *RUN]
+    # SIGINT as a terminal gives it: a shell's background job (CI's) starts with SIGINT ignored, which Python keeps
+    default_sigint = functools.partial(signal.signal, signal.SIGINT, signal.SIG_DFL)
+    run = subprocess.Popen([*command, f"hydra.run.dir={tmp_path / 'run'}"], cwd=REPO, stderr=subprocess.PIPE,
+                           stdout=subprocess.DEVNULL, text=True, preexec_fn=default_sigint)  # fmt: skip
     time.sleep(1.0)  # importing Lightning takes seconds here
     run.send_signal(signal.SIGINT)
     _, stderr = run.communicate(timeout=120)
