@@ -14,6 +14,7 @@ from .conftest import REPO, run_script, tensorboard_dir
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow  # subprocess runs (11-16 s): the default suite's 5-minute budget (317 s in CI); CI runs -m slow
 def test_sample_is_reproducible_and_reports_new_fraction(short_run):
     first = run_script("sample.py", f"ckpt={short_run}", "n=8", "seed=3")
     again = run_script("sample.py", f"ckpt={short_run}/checkpoints/best.ckpt", "n=8", "seed=3")
@@ -94,6 +95,7 @@ def test_lr_find_writes_plot_and_suggestion(names_path, tmp_path):
     assert not list(run_dir.glob(".lr_find*.ckpt"))  # the finder's temporary checkpoint is gone
 
 
+@pytest.mark.slow  # subprocess runs (11-16 s): the default suite's 5-minute budget (317 s in CI); CI runs -m slow
 def test_overfit_one_batch_reaches_the_seeds_loss(names_path, tmp_path):
     run_dir = tmp_path / "overfit"
     result = run_script("train.py", "debug=overfit", f"data.path={names_path}", f"hydra.run.dir={run_dir}")

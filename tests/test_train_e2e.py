@@ -97,6 +97,7 @@ def test_samples(short_run):
     assert all(set(s) <= set("abcdefghijklmnopqrstuvwxyz") for s in samples)
 
 
+@pytest.mark.slow  # subprocess runs (11-16 s): the default suite's 5-minute budget (317 s in CI); CI runs -m slow
 def test_multirun_writes_one_dir_per_job(names_path, tmp_path):
     sweep = tmp_path / "sweep"
     result = run_script(
