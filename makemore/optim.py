@@ -2,7 +2,7 @@
 
 import bisect
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any
 
 import torch
@@ -54,11 +54,11 @@ class MuonWithAdamW(torch.optim.Optimizer):
 OPTIMIZERS: dict[str, type] = {"sgd": torch.optim.SGD, "adamw": torch.optim.AdamW, "muon": MuonWithAdamW}
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+def param_groups(params: Iterable[nn.Parameter], weight_decay: float) -> list[dict[str, Any]]:
     """Weight decay on weight matrices and embeddings, not on biases and norm gains: the paper's R(theta)."""
+    params = list(params)
     if not weight_decay:  # one group: each group costs a pass of the optimizer's per-step Python
-        return [{"params": list(model.parameters()), "weight_decay": 0.0}]
-    params = list(model.parameters())
+        return [{"params": params, "weight_decay": 0.0}]
     groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]  # fmt: skip
     return [group for group in groups if group["params"]]  # the bigram has no biases
@@ -69,12 +69,8 @@ def muon_param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, A
     if not (muon := hidden_matrices(model)):
         raise ConfigError(f"optimizer=muon is for hidden layers' weight matrices, and {type(model).__name__} has none; "
                           "use optimizer=adamw")  # fmt: skip
-    ids = {id(p) for p in muon}
-    rest = [p for p in model.parameters() if id(p) not in ids]
-    groups = [{"params": muon, "weight_decay": weight_decay, "muon": True},
-              {"params": [p for p in rest if p.dim() >= 2], "weight_decay": weight_decay},
-              {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0}]  # fmt: skip
-    return [group for group in groups if group["params"]]
+    rest = [p for p in model.parameters() if all(p is not m for m in muon)]
+    return [{"params": muon, "weight_decay": weight_decay, "muon": True}, *param_groups(rest, weight_decay)]
 
 
 def unwrapped_step(optimizer: torch.optim.Optimizer) -> Callable[[], Any]:
@@ -92,8 +88,9 @@ def build_optimizer(config: Mapping[str, Any], model: nn.Module) -> torch.optim.
     cls, settings = OPTIMIZERS[config["name"]], {k: v for k, v in config.items() if k != "name"}
     if "betas" in settings:
         settings["betas"] = tuple(settings["betas"])
-    grouping = muon_param_groups if cls is MuonWithAdamW else param_groups
-    return cls(grouping(model, settings.setdefault("weight_decay", 0.0)), **settings)
+    decay = settings.setdefault("weight_decay", 0.0)
+    groups = muon_param_groups(model, decay) if cls is MuonWithAdamW else param_groups(model.parameters(), decay)
+    return cls(groups, **settings)
 
 
 def lr_factor(config: Mapping[str, Any], base_lr: float) -> Callable[[int], float]:

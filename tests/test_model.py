@@ -56,7 +56,7 @@ def test_direct_connections_change_the_output():
 
 def test_weight_decay_on_weights_and_embedding_not_biases():
     model = MLP(27, 3, 2, 100, direct=True)
-    decay, no_decay = param_groups(model, weight_decay=1e-4)
+    decay, no_decay = param_groups(model.parameters(), weight_decay=1e-4)
     assert decay["weight_decay"] == 1e-4 and no_decay["weight_decay"] == 0.0
     assert {id(p) for p in decay["params"]} == {id(model.C), id(model.H), id(model.U), id(model.W)}
     assert {id(p) for p in no_decay["params"]} == {id(model.d), id(model.b)}
@@ -64,5 +64,5 @@ def test_weight_decay_on_weights_and_embedding_not_biases():
 
 def test_without_weight_decay_one_group_holds_every_parameter():
     model = MLP(27, 3, 2, 100)
-    (group,) = param_groups(model, weight_decay=0.0)
+    (group,) = param_groups(model.parameters(), weight_decay=0.0)
     assert len(group["params"]) == len(list(model.parameters())) and group["weight_decay"] == 0.0
