@@ -10,12 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from makemore.console import exit_with, first_process
-from makemore.data.text import data_file
-from makemore.errors import ConfigError, MakemoreError
+from makemore.errors import ConfigError
 
 NOT_MAKEMORES = ("hydra", "run_dir", "trainer", "logger", "callbacks")  # Hydra's and Lightning's (the trainer: below)
 # interpolated into the groups (model.hidden: ${hidden}): checked where they land, named in a refusal as typed
@@ -67,8 +65,6 @@ def validate_config(cfg: DictConfig) -> None:
         )
     if ckpt and not Path(ckpt).is_file():
         raise ConfigError(f"ckpt_path={ckpt}: no such file; pass a .ckpt file such as <run dir>/checkpoints/last.ckpt")
-    if values["data"].get("path") is not None:  # the default file is downloaded when the run starts
-        data_file(to_absolute_path(values["data"]["path"]))
     schema.check_parts(values, raw)
 
 
@@ -93,13 +89,13 @@ class CheckConfigFirst(Callback):
         try:
             validate_config(config)
             _claim(config, "run")
-        except MakemoreError as e:
+        except ConfigError as e:
             exit_with(e)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
             _claim(config, "sweep")
-        except MakemoreError as e:
+        except ConfigError as e:
             exit_with(e)
 
 

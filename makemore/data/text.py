@@ -7,19 +7,15 @@ from pathlib import Path
 from makemore.errors import DataError
 
 
-def data_file(path: str | Path) -> Path:
-    """`path`, if a file is there (train.py asks at the door, before its run starts), else the DataError saying why."""
-    if not (path := Path(path)).exists():
-        raise DataError(f"data file not found: {path} (pass an existing file with data.path=/path/to/file.txt)")
-    if path.is_dir():
-        raise DataError(f"data.path is a directory, not a file: {path} (point data.path at a text file)")
-    return path
-
-
 def read_text_file(path: str | Path) -> tuple[list[str], str]:
     """The items of `path` (lines split at '\\n' only, stripped, NFC-normalized, empty ones dropped) and the sha256 of
     its bytes; a file that is not UTF-8 text with items is a DataError."""
-    raw = (path := data_file(path)).read_bytes()
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"data file not found: {path} (pass an existing file with data.path=/path/to/file.txt)")
+    if path.is_dir():
+        raise DataError(f"data.path is a directory, not a file: {path} (point data.path at a text file)")
+    raw = path.read_bytes()
     if b"\x00" in raw:
         raise DataError(
             f"data file looks binary (it contains NUL bytes at offset {raw.index(0)}): {path}; "
