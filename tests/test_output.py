@@ -202,3 +202,24 @@ def test_tensorboard_names_the_run_and_charts_train_and_val_loss_together(short_
 def test_name_names_the_run():
     assert run_label(compose_tool("train", "name=my_try")) == "my_try"
     assert run_label(compose_tool("train")) == "mlp"  # no overrides: the model's name
+
+
+def test_progress_lines_show_the_rate_since_the_previous_line(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from makemore.training import callbacks
+    from makemore.training.plan import LoopPlan
+
+    plan = object.__new__(LoopPlan)  # only its total_steps is read
+    plan.total_steps = 400
+    trainer = SimpleNamespace(callbacks=[plan], global_step=0, log_every_n_steps=100, is_global_zero=True)
+    module = SimpleNamespace(last_losses={"train_loss": 2.5})
+    clock = iter([0.0, 1.0, 5.0])  # 200 steps in 1 s, then 200 in 4 s
+    monkeypatch.setattr(callbacks.time, "perf_counter", lambda: next(clock))
+    progress = callbacks.StepProgress(every=200, terminal=False)
+    progress.on_train_start(trainer, module)
+    for trainer.global_step in (200, 400):
+        progress.on_train_batch_end(trainer, module)
+    progress.on_train_end(trainer, module)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(" | ")[2] for line in lines] == ["200 steps/s", "50 steps/s"], lines  # since start: 80

@@ -87,7 +87,7 @@ class LastCheckpoint(Checkpoint):
 class StepProgress(ProgressBar):
     """Optimizer steps, not Lightning calls, on the first process: a terminal's tqdm bar refreshed every `refresh_rate`
     steps, else a line every `every` steps (null: ~20 a run, on the steps that log the train loss) and at the end, with
-    val loss if that step validated."""
+    val loss if that step validated. Its steps/s (and ETA) is the rate since the previous line, not since the start."""
 
     multi_step_safe = True  # reads trainer.global_step, which counts every step of a call
 
@@ -106,7 +106,7 @@ class StepProgress(ProgressBar):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         total = plan_of(trainer).total_steps
         self._total = int(total) if math.isfinite(total) else None
-        self._start_step, self._start_time, self._shown = trainer.global_step, time.perf_counter(), trainer.global_step
+        self._line_step, self._line_time, self._shown = trainer.global_step, time.perf_counter(), trainer.global_step
         grid = trainer.log_every_n_steps or 1  # lines where the loss they show was just logged: 200, 400, ... not 150
         self._every = self.every or grid * max(1, round((self._total or 20_000) / 20 / grid))
         if self.is_enabled and trainer.is_global_zero and self.terminal:
@@ -123,7 +123,9 @@ class StepProgress(ProgressBar):
             self._bar.set_postfix({k: f"{v:.4f}" for k, v in pl_module.last_losses.items()})
         elif self._bar is None and (step // self._every > self._shown // self._every or last):
             self._shown = step
-            rate = (step - self._start_step) / max(time.perf_counter() - self._start_time, 1e-9)
+            now = time.perf_counter()
+            rate = (step - self._line_step) / max(now - self._line_time, 1e-9)
+            self._line_step, self._line_time = step, now
             self._pending = {"step": step, "rate": rate, "loss": pl_module.last_losses.get("train_loss")}
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
