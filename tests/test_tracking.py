@@ -98,6 +98,8 @@ def test_the_config_is_printed_as_a_tree_and_saved(tracked):
     saved = (tracked["run_dir"] / "config_tree.txt").read_text()
     assert "callbacks" in saved and "lr_find" in saved  # the whole config is saved; the print shows the run's parts
     assert "callbacks" not in printed
+    for said_elsewhere in ("default_root_dir", "save_dir", "sha256"):  # the run dir once; data.default: unread
+        assert said_elsewhere in saved and said_elsewhere not in printed, said_elsewhere
 
 
 def free_port() -> int:

@@ -260,16 +260,17 @@ def show_config(cfg: DictConfig, run_dir: Path) -> None:
     from rich.console import Console
     from rich.tree import Tree
 
-    def grow(node: Tree, mapping: dict, skip: tuple[str, ...] | None = None) -> Tree:
-        """`mapping` under `node`; at the root (`skip` given) the knobs in one line, then the groups but `skip`."""
+    def grow(node: Tree, mapping: dict, skip: tuple[str, ...] | None = None, said: Any = None) -> Tree:
+        """`mapping` under `node`; at the root (`skip` given) the knobs in one line, then the groups but `skip`; below
+        it, no leaf that repeats `said` (the run dir: the root's line names it)."""
         text = {k: json.dumps(v) if isinstance(v, list | bool | None) else str(v) for k, v in mapping.items()}
         if skip is not None:
             node.add(", ".join(f"{k}={text[k]}" for k in text if not isinstance(mapping[k], dict)), highlight=False)
             mapping = {k: v for k, v in mapping.items() if isinstance(v, dict) and k not in skip}
         for key, value in mapping.items():
             if isinstance(value, dict) and value:
-                grow(node.add(f"[bold]{key}[/bold]"), value)
-            else:
+                grow(node.add(f"[bold]{key}[/bold]"), value, said=said)
+            elif said is None or value != said:
                 node.add(f"{key}: {text[key]}", highlight=False)
         return node
 
@@ -282,5 +283,7 @@ def show_config(cfg: DictConfig, run_dir: Path) -> None:
         label = f"trainer ({len(values['trainer']) - len(shown)} more at Lightning's defaults: config_tree.txt)"
         values = {k: v for k, v in values.items() if k not in KNOBS}  # each shows where it lands: model.hidden=50
         values = {label if k == "trainer" else k: shown if k == "trainer" else v for k, v in values.items()}
-        parts = grow(Tree("config", guide_style="dim"), values, ("hydra", "callbacks", "lr_find", "sample"))
-        Console(width=120).print(parts)
+        if values["data"].get("path") is not None:  # data.default names the file read when data.path is null
+            values["data"] = {k: v for k, v in values["data"].items() if k != "default"}
+        hidden = ("hydra", "callbacks", "lr_find", "sample")
+        Console(width=120).print(grow(Tree("config", guide_style="dim"), values, hidden, cfg.run_dir))
