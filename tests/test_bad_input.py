@@ -67,6 +67,7 @@ def test_bad_inputs_fail_clearly(tmp_path, names_path):
         assert errors == [next(line for line in errors if message in line)], (name, result.stderr)
         assert not (tmp_path / "runs" / name / "metrics.json").exists()
         assert not (tmp_path / "runs" / name / "checkpoints").exists()
+    assert (tmp_path / "runs").is_dir()  # a hydra.run.dir's parent stays (it may be the user's own folder)
 
 
 @pytest.mark.parametrize(

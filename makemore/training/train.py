@@ -70,8 +70,10 @@ def train(cfg: DictConfig) -> float:
         in_sweep = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN  # its failed row
         if first_process() and not in_sweep and not cfg.resume and not (Path(cfg.run_dir) / "checkpoints").exists():
             shutil.rmtree(cfg.run_dir, ignore_errors=True)
-            with contextlib.suppress(OSError):
-                Path(cfg.run_dir).parent.rmdir()  # the date's folder, if this was its only run
+            date = Path(cfg.run_dir).resolve().parent  # the default layout's outputs_dir/<date>, else kept
+            if date.parent == Path(to_absolute_path(cfg.outputs_dir)).resolve():
+                with contextlib.suppress(OSError):
+                    date.rmdir()  # if this was its only run
         raise
     with lightning_errors(), warnings.catch_warnings():
         if cfg.get("resume"):  # its checkpoints/ is meant to be there: not Lightning's "exists and is not empty"
