@@ -27,8 +27,7 @@ class LastCheckpoint(Checkpoint):
     multi_step_safe = True
 
     def __init__(self, dirpath: str, every_n_steps: int):
-        self.path, self.every_n_steps = Path(dirpath) / "last.ckpt", every_n_steps
-        self.step_interval = every_n_steps  # the multi-step path ends a call at every one
+        self.path, self.step_interval = Path(dirpath) / "last.ckpt", every_n_steps  # a multi-step call ends at each
         self._stop_signal: int | None = None
         self._previous_handlers: dict[int, Any] = {}
         self._saved_step = -1
@@ -50,7 +49,7 @@ class LastCheckpoint(Checkpoint):
         if trainer.fast_dev_run or plan_of(trainer).validation_follows():
             return  # nothing is saved in a fast dev run; after a validation on_validation_end saves
         self._stop_if_signalled(trainer)
-        if trainer.global_step % self.every_n_steps == 0:
+        if trainer.global_step % self.step_interval == 0:
             self._save(trainer)
 
     def on_validation_end(self, trainer: L.Trainer, *_: Any) -> None:
@@ -85,9 +84,8 @@ class LastCheckpoint(Checkpoint):
 
 
 class StepProgress(ProgressBar):
-    """Optimizer steps, not Lightning calls, on the first process: a terminal's tqdm bar refreshed every `refresh_rate`
-    steps, else a line every `every` steps (null: ~20 a run, on the steps that log the train loss) and at the end, with
-    val loss if that step validated. Its steps/s (and ETA) is the rate since the previous line, not since the start."""
+    """Optimizer steps on the first process: a terminal's tqdm bar every `refresh_rate` steps, else a line every `every`
+    (null: ~20 a run, where train loss is logged) and at the end, val loss after a validation; rate since the last."""
 
     multi_step_safe = True  # reads trainer.global_step, which counts every step of a call
 
@@ -106,7 +104,7 @@ class StepProgress(ProgressBar):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         total = plan_of(trainer).total_steps
         self._total = int(total) if math.isfinite(total) else None
-        self._line_step, self._line_time, self._shown = trainer.global_step, time.perf_counter(), trainer.global_step
+        self._shown, self._line_time = trainer.global_step, time.perf_counter()  # last shown: its step and time
         grid = trainer.log_every_n_steps or 1  # lines where the loss they show was just logged: 200, 400, ... not 150
         self._every = self.every or grid * max(1, round((self._total or 20_000) / 20 / grid))
         if self.is_enabled and trainer.is_global_zero and self.terminal:
@@ -122,10 +120,9 @@ class StepProgress(ProgressBar):
             self._bar.n, self._shown = step, step
             self._bar.set_postfix({k: f"{v:.4f}" for k, v in pl_module.last_losses.items()})
         elif self._bar is None and (step // self._every > self._shown // self._every or last):
-            self._shown = step
             now = time.perf_counter()
-            rate = (step - self._line_step) / max(now - self._line_time, 1e-9)
-            self._line_step, self._line_time = step, now
+            rate = (step - self._shown) / max(now - self._line_time, 1e-9)
+            self._shown, self._line_time = step, now
             self._pending = {"step": step, "rate": rate, "loss": pl_module.last_losses.get("train_loss")}
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -170,8 +167,7 @@ class TrainingClock(L.Callback):
         if not trainer.sanity_checking:
             self.seconds += time.perf_counter() - self._since
 
-    def on_train_end(self, *_: Any) -> None:
-        self.seconds += time.perf_counter() - self._since
+    on_train_end = on_validation_start  # the loop's last stretch
 
 
 def tensorboard(trainer: L.Trainer) -> Any | None:
