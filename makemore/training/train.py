@@ -122,8 +122,7 @@ def build_module(cfg: DictConfig, datamodule: CharDataModule) -> LitLanguageMode
 def build_trainer(cfg: DictConfig, module: LitLanguageModel, datamodule: CharDataModule, start_step: int = 0
                   ) -> L.Trainer:  # fmt: skip
     """Lightning's Trainer from cfg.trainer with the run's loggers, callbacks and LoopPlan. CPU threads: `threads`;
-    else one for a tiny step (parameters x positions per minibatch below `one_thread_below`), where a second costs
-    more than it saves; else the free cores, shared among a parallel launcher's n_jobs."""
+    else one for a tiny step (a second costs more than it saves); else the free cores, shared among a sweep's n_jobs."""
     threads = cfg.threads
     positions = cfg.batch_size * (cfg.block_size if module.model.view == "sequence" else 1)
     if threads is None and module.num_params * positions < cfg.one_thread_below:
@@ -263,8 +262,7 @@ def show_config(cfg: DictConfig, run_dir: Path) -> None:
     from rich.tree import Tree
 
     def grow(node: Tree, mapping: dict, skip: tuple[str, ...] | None = None, said: Any = None) -> Tree:
-        """`mapping` under `node`; at the root (`skip` given) the knobs in one line, then the groups but `skip`; below
-        it, no leaf that repeats `said` (the run dir: the root's line names it)."""
+        """`mapping` under `node`: at the root (`skip` given) its knobs in one line; no leaf repeats `said`."""
         text = {k: json.dumps(v) if isinstance(v, list | bool | None) else str(v) for k, v in mapping.items()}
         if skip is not None:
             node.add(", ".join(f"{k}={text[k]}" for k in text if not isinstance(mapping[k], dict)), highlight=False)
