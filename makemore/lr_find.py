@@ -31,8 +31,7 @@ def steepest_descent_lr(lrs: list[float], losses: list[float], skip_begin: int) 
 
 
 class _WithoutBar:
-    """stderr without the Tuner's own progress bar (drawn whatever enable_progress_bar says; its blank line after it):
-    a log it would fill."""
+    """stderr without the Tuner's progress bar and its trailing blank line (drawn whatever enable_progress_bar says)."""
 
     def __init__(self, stream: TextIO):
         self.stream = stream
@@ -72,11 +71,6 @@ def find_lr(cfg: DictConfig) -> float | None:
     if suggestion is None:
         log.info("no lr suggested: the loss never fell over the sweep (see %s)", run_dir / "lr_find.png")
     else:
-        log.info(
-            "suggested lr: %.4g (lr_find.png, lr_find.json in %s); train with optimizer.lr=%.4g, or sweep and "
-            "train at once with lr_find.apply=true",
-            suggestion,
-            run_dir,
-            suggestion,
-        )
+        use = "train with optimizer.lr=%.4g, or sweep and train at once with lr_find.apply=true"
+        log.info("suggested lr: %.4g (lr_find.png, lr_find.json in %s); " + use, suggestion, run_dir, suggestion)
     return suggestion
