@@ -6,15 +6,13 @@ import time
 
 
 def free_cores() -> int:
-    """Usable cores (the affinity mask) minus the other tasks ready to run now, at least one. Not the load average:
-    it lags a minute, so a run started right after another would take the finished run's core as busy."""
+    """Usable cores (the affinity mask) minus the other tasks running now, at least one (the load average lags)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, min(cores, round(cores - busy_tasks())))
 
 
 def busy_tasks(reads: int = 5, gap_s: float = 0.01) -> float:
-    """Runnable tasks besides this one: the median of a few reads of /proc/loadavg's running count (Linux), so a
-    blip does not count; elsewhere the 1-minute load average."""
+    """Runnable tasks besides this one: the median of reads of /proc/loadavg (no blips); else the load average."""
     if not os.path.exists("/proc/loadavg"):
         return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     counts = []
