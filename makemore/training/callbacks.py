@@ -34,8 +34,7 @@ class LastCheckpoint(Checkpoint):
 
     def on_train_start(self, trainer: L.Trainer, *_: Any) -> None:
         # replaces Lightning's SIGTERM handler (registered just before): SIGTERM, like Ctrl-C, stops after saving
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            self._previous_handlers[signum] = signal.signal(signum, self._request_stop)
+        self._previous_handlers = {s: signal.signal(s, self._request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
 
     def _request_stop(self, signum: int, _frame: Any) -> None:
         self._stop_signal = signum
