@@ -220,7 +220,18 @@ def write_results(cfg: DictConfig, trainer: L.Trainer, module: LitLanguageModel,
     samples = generate(best.model, best.vocab, cfg.sample.num_samples, max_len=cfg.sample.max_len, seed=cfg.seed)
     atomic_write_text(run_dir / "samples.txt", "\n".join(samples) + "\n")
     stores = [str(c.tracking_uri) for c in (cfg.get("logger") or {}).values() if c.get("tracking_uri")]
-    log.info(summary(metrics, run_dir, samples, stores))
+    loop = f" (the loop alone: {speed:,.0f} steps/s)" if speed else ""
+    parts = ["metrics.json", "samples.txt", "checkpoints/", "tensorboard/", "csv/", "wandb/"]
+    written = [part for part in parts if (run_dir / part).exists()]
+    summary = [  # the end of the run's output, for a person: what was trained, how well, how fast, and where it is
+        f"done: {metrics['model']} with {metrics['num_params']:,} parameters, {metrics['steps']:,} steps in "
+        f"{metrics['train_time_s']:.1f} s{loop}",
+        f"loss (nats/char, {best_file or 'final weights'} from step {best_step:,}): "
+        f"train {losses['train_loss']:.4f}  val {losses['val_loss']:.4f}  test {losses['test_loss']:.4f}",
+        f"samples: {', '.join(samples[:10])}",
+        f"run dir: {run_dir} ({', '.join(written)})" + "".join(f"; tracking store: {s}" for s in stores),
+    ]
+    log.info("\n".join(summary))
     return metrics
 
 
@@ -239,21 +250,6 @@ def log_final(cfg: DictConfig, trainer: L.Trainer, losses: dict[str, float]) -> 
         logger.finalize("success")
         if type(logger).__name__ == "WandbLogger":
             logger.experiment.finish()  # the offline run is complete; a next run in this process starts its own
-
-
-def summary(metrics: dict[str, Any], run_dir: Path, samples: list[str], stores: list[str] = ()) -> str:
-    """The end of a run's output, for a person: what was trained, how well, how fast, and where it is."""
-    speed = f" (the loop alone: {metrics['steps_per_s']:,.0f} steps/s)" if metrics["steps_per_s"] else ""
-    parts = ["metrics.json", "samples.txt", "checkpoints/", "tensorboard/", "csv/", "wandb/"]
-    written = [part for part in parts if (run_dir / part.rstrip("/")).exists()]
-    return "\n".join([
-        f"done: {metrics['model']} with {metrics['num_params']:,} parameters, {metrics['steps']:,} steps in "
-        f"{metrics['train_time_s']:.1f} s{speed}",
-        f"loss (nats/char, {metrics['best_ckpt'] or 'final weights'} from step {metrics['best_step']:,}): "
-        f"train {metrics['train_loss']:.4f}  val {metrics['val_loss']:.4f}  test {metrics['test_loss']:.4f}",
-        f"samples: {', '.join(samples[:10])}",
-        f"run dir: {run_dir} ({', '.join(written)})" + "".join(f"; tracking store: {s}" for s in stores),
-    ])  # fmt: skip
 
 
 def show_config(cfg: DictConfig, run_dir: Path) -> None:
