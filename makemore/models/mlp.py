@@ -36,8 +36,7 @@ class MLP(nn.Module):
         self.U = nn.Parameter(torch.empty(hidden, vocab_size))  # seed's W2
         self.b = nn.Parameter(torch.empty(vocab_size))  # seed's b2
         self.W = nn.Parameter(torch.empty(n_in, vocab_size)) if direct else None
-        # 'randn': every tensor ~ N(0, 1) in the notebook's order (first loss 17-27); 'scaled': tanh-gain/fan-in
-        # hidden weights and a near-zero output layer (first loss near ln(V))
+        # 'randn': the notebook's N(0, 1) for every tensor, in its order; 'scaled': tanh-gain/fan-in H, output ~0
         g = torch.Generator().manual_seed(init_seed)
         with torch.no_grad():
             for p in (p for p in (self.C, self.H, self.d, self.U, self.b, self.W) if p is not None):

@@ -126,10 +126,8 @@ class LitLanguageModel(L.LightningModule):
     def _after_steps(self, step: int) -> None:
         """Log mean train loss and lr every log_every_n_steps steps and at the last (0: none, divergence every 100)."""
         every, last = self.trainer.log_every_n_steps, step >= self.plan.total_steps if self.plan else False
-        if every and (step % every == 0 or last):
-            self._log_train_loss(step, log=True)
-        elif not every and (self._loss_count >= 100 or last):
-            self._log_train_loss(step, log=False)
+        if last or (step % every == 0 if every else self._loss_count >= 100):
+            self._log_train_loss(step, log=bool(every))
 
     def _average_gradients(self, params: list[torch.nn.Parameter]) -> None:
         """Every process's gradients -> their mean, in one all-reduce: every process takes the same step."""
