@@ -48,7 +48,6 @@ def embedding_figure(table: torch.Tensor, labels: list[str], step: int | None = 
     ax.scatter(points[:, 0], points[:, 1], s=200 if labelled else 4)
     for (x, y), label in zip(points.tolist(), labels if labelled else [], strict=False):
         ax.text(x, y, label, ha="center", va="center", color="white")
-    ax.grid(which="minor")
     ax.grid()
     title = "character embedding" + (f" at step {step}" if step is not None else "")
     title += "" if labelled else f" ({len(labels)} characters, unlabelled)"

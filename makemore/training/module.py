@@ -18,8 +18,7 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 class LitLanguageModel(L.LightningModule):
-    """Any model of makemore.models, from plain-data arguments so a checkpoint alone rebuilds it (`data`: the file and
-    split trained on); on the multi-step path (makemore.training.plan) training_step takes k steps itself."""
+    """Any model of makemore.models, from plain data (`data`: the file and split) so that a checkpoint rebuilds it."""
 
     def __init__(self, model: dict[str, Any], vocab: list[str], optimizer: dict[str, Any],
                  scheduler: dict[str, Any] | None = None, data: dict[str, Any] | None = None,
@@ -147,8 +146,7 @@ class LitLanguageModel(L.LightningModule):
                     buffer.div_(self.trainer.world_size)
 
     def _log_train_loss(self, step: int, log: bool) -> None:
-        """Mean loss since the last log over all processes: the loop's only host sync, where a diverged run
-        (non-finite, or above divergence_factor x ln V) stops before anything is saved as a result."""
+        """Mean loss since the last log over all processes: the loop's only host sync, where a diverged run stops."""
         mean = self.trainer.strategy.reduce(self._loss_sum / self._loss_count, reduce_op="mean").item()
         if self.stop_on_divergence and (not math.isfinite(mean) or mean > self.divergence_loss):
             raise TrainingDiverged(
