@@ -137,14 +137,6 @@ class LitLanguageModel(L.LightningModule):
         for g, mean in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
             g.copy_(mean.view_as(g))
 
-    def _average_buffers(self) -> None:
-        """BatchNorm's running statistics: each process keeps its own; their mean is validated and saved."""
-        if self.trainer.world_size > 1:
-            for buffer in self.model.buffers():
-                if buffer.is_floating_point():
-                    dist.all_reduce(buffer)
-                    buffer.div_(self.trainer.world_size)
-
     def _log_train_loss(self, step: int, log: bool) -> None:
         """Mean loss since the last log over all processes: the loop's only host sync, where a diverged run stops."""
         mean = self.trainer.strategy.reduce(self._loss_sum / self._loss_count, reduce_op="mean").item()
@@ -178,11 +170,14 @@ class LitLanguageModel(L.LightningModule):
             torch.cuda.set_rng_state_all(states["cuda"])
 
     def on_validation_start(self) -> None:
-        if not self.trainer.sanity_checking:
-            self._average_buffers()
+        """BatchNorm's running statistics: each process keeps its own; their mean is validated and saved."""
+        if self.trainer.world_size > 1 and not self.trainer.sanity_checking:
+            for buffer in self.model.buffers():
+                if buffer.is_floating_point():
+                    dist.all_reduce(buffer)
+                    buffer.div_(self.trainer.world_size)
 
-    def on_train_end(self) -> None:
-        self._average_buffers()
+    on_train_end = on_validation_start  # and once more for the final weights
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         x, y = batch
