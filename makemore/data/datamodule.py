@@ -54,8 +54,7 @@ class TrainMinibatches:
             k = self.plan.next_call(total, in_epoch) if self.plan else 1
             self._state_at = dict(list(self._state_at.items())[-2:]) | {total: self.generator.get_state()}
             if self.fixed:
-                first = (in_epoch + torch.arange(k)).unsqueeze(1) * self.batch_size
-                ix = (first + torch.arange(self.batch_size)) % len(self.examples)
+                ix = (in_epoch * self.batch_size + torch.arange(k * self.batch_size).view(k, -1)) % len(self.examples)
             else:
                 ix = torch.randint(len(self.examples), (k, self.batch_size), generator=self.generator)
             x, y = self.examples.minibatches(ix)
