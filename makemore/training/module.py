@@ -8,13 +8,12 @@ import lightning as L
 import torch
 import torch.distributed as dist
 
+from makemore.data.datamodule import Batch
 from makemore.data.vocab import Vocabulary
 from makemore.errors import ConfigError, TrainingDiverged
 from makemore.evaluation import next_char_nll
 from makemore.models import build_model
 from makemore.optim import build_optimizer, build_scheduler, resolve_schedule, unwrapped_step
-
-Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 class LitLanguageModel(L.LightningModule):
