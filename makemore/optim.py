@@ -33,11 +33,7 @@ class MuonWithAdamW(torch.optim.Optimizer):
         super().__init__(self.muon.param_groups + self.adamw.param_groups, {"lr": lr})
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        loss = None
-        if closure is not None:  # Lightning's automatic optimization: forward and backward happen in the closure
-            with torch.enable_grad():
-                loss = closure()
-        self.muon.step()
+        loss = self.muon.step(closure)  # Lightning's automatic optimization: forward and backward in the closure
         self.adamw.step()
         return loss
 

@@ -48,7 +48,6 @@ def embedding_figure(table: torch.Tensor, labels: list[str], step: int | None = 
     ax.scatter(points[:, 0], points[:, 1], s=200 if labelled else 4)
     for (x, y), label in zip(points.tolist(), labels if labelled else [], strict=False):
         ax.text(x, y, label, ha="center", va="center", color="white")
-    ax.grid(which="minor")
     ax.grid()
     title = "character embedding" + (f" at step {step}" if step is not None else "")
     title += "" if labelled else f" ({len(labels)} characters, unlabelled)"
@@ -101,11 +100,10 @@ def family_figure(rows: list[dict], subtitle: str | None = None) -> Figure:
     for ax, key, axis_name in panels:
         for row in rows:
             ax.scatter(row[key], row["val_loss"], s=MARKER_SIZE)
-        ax.set_xscale("log")
+        ax.set(xscale="log", xlabel=f"{axis_name} (log scale)")
         ax.margins(x=0.08, y=0.08)
         if len(values := {row[key] for row in rows}) == 1 and (value := values.pop()) > 0:
             ax.set_xlim(value / 3, value * 3)  # one x value: centred (log autoscale would put it at the edge)
-        ax.set_xlabel(f"{axis_name} (log scale)")
         ax.grid(which="both", alpha=0.3)
     axes[0].set_ylabel("val loss (nats/char, whole split)")
     title = "the model family on one metric: val loss against size and against training time"

@@ -54,8 +54,7 @@ class TrainMinibatches:
             k = self.plan.next_call(total, in_epoch) if self.plan else 1
             self._state_at = dict(list(self._state_at.items())[-2:]) | {total: self.generator.get_state()}
             if self.fixed:
-                first = (in_epoch + torch.arange(k)).unsqueeze(1) * self.batch_size
-                ix = (first + torch.arange(self.batch_size)) % len(self.examples)
+                ix = (in_epoch * self.batch_size + torch.arange(k * self.batch_size).view(k, -1)) % len(self.examples)
             else:
                 ix = torch.randint(len(self.examples), (k, self.batch_size), generator=self.generator)
             x, y = self.examples.minibatches(ix)
@@ -123,8 +122,7 @@ class CharDataModule(L.LightningDataModule):
         self.vocab = Vocabulary.from_items(items)
         splits = make_splits(items, self.split, self.split_seed, self.overfit_items)
         self.examples = {n: BUILD_EXAMPLES[self.view](splits[n], self.vocab, self.block_size) for n in SPLIT_NAMES}
-        # targets per split: the same for every view and model (182625 / 22655 / 22866 on names.txt)
-        self.split_sizes = {name: examples.num_targets for name, examples in self.examples.items()}
+        self.split_sizes = {n: ex.num_targets for n, ex in self.examples.items()}  # the same for every view and model
         self.record = {"path": str(self.path.resolve()), "sha256": sha256,  # of the bytes trained on: not the file now
                        "split": self.split, "split_seed": self.split_seed,
                        "overfit_items": self.overfit_items}  # fmt: skip

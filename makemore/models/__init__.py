@@ -29,8 +29,7 @@ def build_model(config: Mapping[str, Any], vocab_size: int) -> nn.Module:
 
 def hidden_matrices(model: nn.Module) -> list[nn.Parameter]:
     """The 2-D weights Muon is for: all but the embedding tables and the output layer (the last matrix registered)."""
-    tables = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
-    if (char_table := model.char_embedding()) is not None:  # MLP's C is a bare Parameter, not an nn.Embedding
-        tables.add(id(char_table))
+    tables = {id(model.char_embedding())}  # MLP's C is a bare Parameter, not an nn.Embedding (the bigram's: None)
+    tables |= {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
     matrices = [p for p in model.parameters() if p.dim() == 2]
     return [p for p in matrices[:-1] if id(p) not in tables]

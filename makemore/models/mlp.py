@@ -30,19 +30,16 @@ class MLP(nn.Module):
         self.block_size = block_size
         self.backward = backward  # which the trainer calls: loss.backward(), or loss_and_grad's own by hand
         n_in = block_size * emb_dim
-        self.C = nn.Parameter(torch.empty(vocab_size, emb_dim))  # character features, m per character
-        self.H = nn.Parameter(torch.empty(n_in, hidden))  # seed's W1
-        self.d = nn.Parameter(torch.empty(hidden))  # seed's b1
-        self.U = nn.Parameter(torch.empty(hidden, vocab_size))  # seed's W2
-        self.b = nn.Parameter(torch.empty(vocab_size))  # seed's b2
-        self.W = nn.Parameter(torch.empty(n_in, vocab_size)) if direct else None
-        # 'randn': every tensor ~ N(0, 1) in the notebook's order (first loss 17-27); 'scaled': tanh-gain/fan-in
-        # hidden weights and a near-zero output layer (first loss near ln(V))
         g = torch.Generator().manual_seed(init_seed)
-        with torch.no_grad():
-            for p in (p for p in (self.C, self.H, self.d, self.U, self.b, self.W) if p is not None):
-                p.copy_(torch.randn(p.shape, generator=g))
-            if init == "scaled":
+        # 'randn': the notebook's N(0, 1) for every tensor, in its order; 'scaled': tanh-gain/fan-in H, output ~0
+        self.C = nn.Parameter(torch.randn(vocab_size, emb_dim, generator=g))  # character features, m per character
+        self.H = nn.Parameter(torch.randn(n_in, hidden, generator=g))  # seed's W1
+        self.d = nn.Parameter(torch.randn(hidden, generator=g))  # seed's b1
+        self.U = nn.Parameter(torch.randn(hidden, vocab_size, generator=g))  # seed's W2
+        self.b = nn.Parameter(torch.randn(vocab_size, generator=g))  # seed's b2
+        self.W = nn.Parameter(torch.randn(n_in, vocab_size, generator=g)) if direct else None
+        if init == "scaled":
+            with torch.no_grad():
                 self.H.mul_(5 / 3 / math.sqrt(n_in))
                 for p in (p for p in (self.d, self.U, self.W) if p is not None):
                     p.mul_(0.01)

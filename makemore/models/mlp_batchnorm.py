@@ -10,8 +10,7 @@ from makemore.models.mlp import accumulate, accumulate_rows, cross_entropy_and_g
 
 
 class MLPBatchNorm(nn.Module):
-    """Embedding, n_layer x (Linear without bias, BatchNorm1d, tanh), Linear to logits. The lecture's init (Kaiming
-    tanh-gain hidden weights, output x0.01) and bn_momentum 0.001. 12,097 parameters for V=27, 3, 10, 200, 1 layer."""
+    """Embedding, n_layer x (Linear without bias, BatchNorm1d, tanh), Linear to logits, with the lecture's init."""
 
     view: ClassVar[str] = "context"
 

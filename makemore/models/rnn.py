@@ -10,9 +10,8 @@ from torch.func import functional_call
 
 
 class RNN(nn.Module):
-    """Embedding, n_layer recurrent layers, dropout, Linear to logits at every position; torch's init. AWD-LSTM's
-    (Merity et al. 2017) regularization, off by default: `emb_dropout` drops whole characters for a minibatch,
-    `weight_dropout` is DropConnect on the hidden-to-hidden weights, one mask per minibatch."""
+    """Embedding, n_layer recurrent layers, dropout, Linear to logits at every position. AWD-LSTM's regularization
+    (Merity et al. 2017), off by default: `emb_dropout` drops characters, `weight_dropout` DropConnects weight_hh."""
 
     view: ClassVar[str] = "sequence"
     cell: ClassVar[type[nn.RNNBase]] = nn.RNN

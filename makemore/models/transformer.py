@@ -48,8 +48,7 @@ class Block(nn.Module):
 
 
 class Transformer(nn.Module):
-    """Embeddings, n_layer blocks, LayerNorm, Linear to logits. nanoGPT's init: N(0, 0.02), zero biases, residual
-    projections 0.02/sqrt(2*n_layer). `attn_dropout`, `resid_dropout` (null: `dropout`) set those paths apart."""
+    """Embeddings, n_layer blocks, LayerNorm, Linear to logits; nanoGPT's init; attn/resid_dropout null: `dropout`."""
 
     view: ClassVar[str] = "sequence"
 

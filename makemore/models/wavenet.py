@@ -8,8 +8,7 @@ from torch import nn
 
 
 class WaveNet(nn.Module):
-    """Embedding, then per level of log2(block_size): fuse position pairs, Linear (no bias), BatchNorm, tanh; then
-    Linear to logits. The lecture's init: N(0, 1/fan_in) weights, the output layer x0.1 (first loss near ln(V))."""
+    """Embedding; per level of log2(block_size): fuse position pairs, Linear (no bias), BatchNorm, tanh; to logits."""
 
     view: ClassVar[str] = "context"
 

@@ -8,18 +8,16 @@ import lightning as L
 import torch
 import torch.distributed as dist
 
+from makemore.data.datamodule import Batch
 from makemore.data.vocab import Vocabulary
 from makemore.errors import ConfigError, TrainingDiverged
 from makemore.evaluation import next_char_nll
 from makemore.models import build_model
 from makemore.optim import build_optimizer, build_scheduler, resolve_schedule, unwrapped_step
 
-Batch = tuple[torch.Tensor, torch.Tensor]
-
 
 class LitLanguageModel(L.LightningModule):
-    """Any model of makemore.models, from plain-data arguments so a checkpoint alone rebuilds it (`data`: the file and
-    split trained on); on the multi-step path (makemore.training.plan) training_step takes k steps itself."""
+    """Any model of makemore.models, from plain data (`data`: the file and split) so that a checkpoint rebuilds it."""
 
     def __init__(self, model: dict[str, Any], vocab: list[str], optimizer: dict[str, Any],
                  scheduler: dict[str, Any] | None = None, data: dict[str, Any] | None = None,
@@ -126,10 +124,8 @@ class LitLanguageModel(L.LightningModule):
     def _after_steps(self, step: int) -> None:
         """Log mean train loss and lr every log_every_n_steps steps and at the last (0: none, divergence every 100)."""
         every, last = self.trainer.log_every_n_steps, step >= self.plan.total_steps if self.plan else False
-        if every and (step % every == 0 or last):
-            self._log_train_loss(step, log=True)
-        elif not every and (self._loss_count >= 100 or last):
-            self._log_train_loss(step, log=False)
+        if last or (step % every == 0 if every else self._loss_count >= 100):
+            self._log_train_loss(step, log=bool(every))
 
     def _average_gradients(self, params: list[torch.nn.Parameter]) -> None:
         """Every process's gradients -> their mean, in one all-reduce: every process takes the same step."""
@@ -140,17 +136,8 @@ class LitLanguageModel(L.LightningModule):
         for g, mean in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
             g.copy_(mean.view_as(g))
 
-    def _average_buffers(self) -> None:
-        """BatchNorm's running statistics: each process keeps its own; their mean is validated and saved."""
-        if self.trainer.world_size > 1:
-            for buffer in self.model.buffers():
-                if buffer.is_floating_point():
-                    dist.all_reduce(buffer)
-                    buffer.div_(self.trainer.world_size)
-
     def _log_train_loss(self, step: int, log: bool) -> None:
-        """Mean loss since the last log over all processes: the loop's only host sync, where a diverged run
-        (non-finite, or above divergence_factor x ln V) stops before anything is saved as a result."""
+        """Mean loss since the last log over all processes: the loop's only host sync, where a diverged run stops."""
         mean = self.trainer.strategy.reduce(self._loss_sum / self._loss_count, reduce_op="mean").item()
         if self.stop_on_divergence and (not math.isfinite(mean) or mean > self.divergence_loss):
             raise TrainingDiverged(
@@ -182,11 +169,14 @@ class LitLanguageModel(L.LightningModule):
             torch.cuda.set_rng_state_all(states["cuda"])
 
     def on_validation_start(self) -> None:
-        if not self.trainer.sanity_checking:
-            self._average_buffers()
+        """BatchNorm's running statistics: each process keeps its own; their mean is validated and saved."""
+        if self.trainer.world_size > 1 and not self.trainer.sanity_checking:
+            for buffer in self.model.buffers():
+                if buffer.is_floating_point():
+                    dist.all_reduce(buffer)
+                    buffer.div_(self.trainer.world_size)
 
-    def on_train_end(self) -> None:
-        self._average_buffers()
+    on_train_end = on_validation_start  # and once more for the final weights
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         x, y = batch

@@ -1,12 +1,9 @@
 """LoopPlan: how many optimizer steps each Lightning call takes, where sampling continues, what Lightning is told.
 
-- **multi-step path** (default): a call runs up to `steps_per_call` steps in LitLanguageModel.training_step (Lightning's
-  per-call cost exceeds a step of these models), ending where Lightning or a callback acts; Lightning's counters then
-  advance by the steps taken, so a step is an optimizer step and a training batch one minibatch.
-- **one-step path**: one minibatch per call under automatic optimization, when something needs per-step hooks
-  (a per-batch callback, gradient accumulation, max_time, a module subclass, steps_per_call=1). The run says so.
-
-Lightning's private attributes appear in this file only, guarded by tests/test_lightning_contract.py."""
+On the multi-step path (default) a call runs up to `steps_per_call` steps in LitLanguageModel.training_step, as
+Lightning's per-call cost exceeds a step of these models; the one-step path (one minibatch per call, automatic
+optimization) serves what needs per-step hooks (LoopPlan's reasons). Lightning's private attributes appear in this
+file only, guarded by tests/test_lightning_contract.py."""
 
 import logging
 from collections.abc import Mapping
