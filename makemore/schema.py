@@ -63,14 +63,12 @@ def _message(error: Mapping[str, Any], schema: Any, values: Any, where: str, raw
         schema = next((t for t in types if isinstance(t, type) and issubclass(t, Schema)), None)
         what = schema.what if schema else what
     key = ".".join([where, *keys] if where else keys)
-    if error["type"] == "extra_forbidden":
-        extra = str(error["loc"][-1])
-        if extra == "_target_":
-            return NAMES_CODE.format(f"{key}._target_" if key else "_target_", str(error["input"])[:80])
+    extra = str(error["loc"][-1]) if error["type"] == "extra_forbidden" else None  # values: the mapping holding it
+    if extra in (None, "_target_") and isinstance(values, Mapping) and "_target_" in values:
+        return NAMES_CODE.format(f"{key}._target_" if key else "_target_", str(values["_target_"])[:80])
+    if extra:
         allowed = ", ".join(f.alias or k for k, f in schema.model_fields.items())
         return f"{key + '.' if key else ''}{extra} " + schema.unknown.format(what=what, allowed=allowed)
-    if isinstance(values, Mapping) and "_target_" in values:
-        return NAMES_CODE.format(f"{key}._target_", str(values["_target_"])[:80])
     if error["type"] == "missing":
         return f"{key} is required in {what}"
     if field is None:
