@@ -20,6 +20,7 @@ NOT_MAKEMORES = ("hydra", "run_dir", "trainer", "logger", "callbacks")  # Hydra'
 KNOBS = ("block_size", "emb_dim", "hidden", "batch_size", "val_every", "log_every", "grad_clip", "decay_at")
 UNWRITABLE = "cannot create the output directory {}: {}; pass a writable one with hydra.run.dir=... (or "
 UNWRITABLE += "hydra.sweep.dir=... for -m)"
+BUSY = "another run (pid {}) is writing into {}: wait for it to end, or pass another hydra.{}.dir"
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -88,23 +89,19 @@ class CheckConfigFirst(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
             validate_config(config)
-            _claim(config, "run")
         except ConfigError as e:
             exit_with(e)
+        _claim(config, "run")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        try:
-            _claim(config, "sweep")
-        except ConfigError as e:
-            exit_with(e)
+        _claim(config, "sweep")
 
 
 _held: dict[Path, Any] = {}  # run dir -> its open lock file, held while this process lives
 
 
 def _claim(config: DictConfig, kind: str) -> None:
-    """Create hydra.<kind>.dir (a named one for reuse, the default one as the next free ..._N) and lock it for this
-    process's life, so a second live run or sweep into it is refused before Hydra writes there."""
+    """Create hydra.<kind>.dir (named: reused; default: the next free ..._N), locked for this process's life."""
     given = [o.lstrip("+~").split("=")[0] for o in [*config.hydra.overrides.task, *config.hydra.overrides.hydra]]
     if kind == "run" and config.trainer.get("fast_dev_run") and "hydra.run.dir" not in given:
         stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")  # fast_dev_run saves nothing: a temporary dir
@@ -126,16 +123,13 @@ def _claim(config: DictConfig, kind: str) -> None:
                 config.hydra[kind].dir = str(path)
         lock = (path / ".lock").open("a+") if first_process() else None  # data-parallel workers share the first's
     except OSError as e:
-        raise ConfigError(UNWRITABLE.format(path, e.strerror)) from None
+        exit_with(ConfigError(UNWRITABLE.format(path, e.strerror)))
     if lock is not None and path.resolve() not in _held:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             lock.seek(0)
-            raise ConfigError(
-                f"another run (pid {lock.read().strip() or '?'}) is writing into {path}: wait for it to end, or pass "
-                f"another hydra.{kind}.dir"
-            ) from None
+            exit_with(ConfigError(BUSY.format(lock.read().strip() or "?", path, kind)))
         lock.truncate(0)
         print(os.getpid(), file=lock, flush=True)
         _held[path.resolve()] = lock
