@@ -22,6 +22,7 @@ from makemore.errors import ConfigError, MakemoreError, TrainingInterrupted
 from makemore.sweep import FAILURE_FILE
 
 log = logging.getLogger("makemore")
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT)  # the OSErrors that are a full disk (Hydra's MissingConfigException is one)
 CONFIG_GROUPS = sorted(p.name for p in (Path(__file__).resolve().parents[1] / "conf").iterdir() if p.is_dir())
 
 
@@ -33,7 +34,7 @@ def report_user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except (MakemoreError, OmegaConfBaseException, OSError) as e:
-            if isinstance(e, OSError) and not is_full_disk(e):
+            if isinstance(e, OSError) and e.errno not in FULL_DISK:
                 raise
             error = e if isinstance(e, MakemoreError) else ConfigError(describe_config_error(e))
             log.debug("user error", exc_info=True)
@@ -48,20 +49,15 @@ def report_user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def is_full_disk(error: BaseException) -> bool:
-    """Hydra's MissingConfigException is an OSError too: only ENOSPC/EDQUOT are a full disk."""
-    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
-
-
 def describe_config_error(error: BaseException) -> str:
     """Hydra's and OmegaConf's reports, or a full disk, as one line saying what to do."""
-    if is_full_disk(error):
+    if isinstance(error, OSError) and error.errno in FULL_DISK:
         where = HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else "<run dir>"
         return (
             f"no space left on the device{f' writing {error.filename}' if error.filename else ''}: free space, then "
             f"continue with python scripts/train.py resume={where} (its last.ckpt is whole)"
         )
-    cause = error.__cause__ if error.__cause__ is not None else error
+    cause = error.__cause__ or error
     if "not in struct" in str(cause) and getattr(cause, "full_key", None):
         return (
             f"unknown key '{cause.full_key}': check its spelling (python scripts/train.py --cfg job prints "
