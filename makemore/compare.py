@@ -86,10 +86,7 @@ def markdown(rows: list[dict[str, Any]], data_column: bool = False) -> str:
     cells = [[cell(c, row[c], sep=",") for c in COLUMNS] for row in rows]
     if not data_column:
         return markdown_table(HEADERS, cells)
-    identities: dict[str, set] = {}
-    for row in rows:
-        identities.setdefault(_shown(row["data"]), set()).add(_identity(row["data"]))
     for cells_of_run, data in zip(cells, (row["data"] for row in rows), strict=True):
-        clash = data is not None and len(identities[_shown(data)]) > 1
+        clash = data is not None and len({_identity(r["data"]) for r in rows if _shown(r["data"]) == _shown(data)}) > 1
         cells_of_run.append(f"{_shown(data)} (sha256 {data['sha256'][:12]})" if clash else _shown(data))
     return markdown_table([*HEADERS, "data"], cells)
