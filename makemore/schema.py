@@ -16,6 +16,7 @@ POSITIVE_INT, POSITIVE, RATE = "a positive integer", "a positive number", "a num
 PositiveInt = Annotated[int, Field(gt=0, description=POSITIVE_INT)]
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False, description=POSITIVE)]
 Rate = Annotated[float, Field(ge=0, lt=1, description=RATE)]
+RateOrNull = Annotated[Rate | None, Field(description=f"{RATE}, or null for dropout's")]
 Warmup = Annotated[int, Field(ge=0, description="a whole number of steps >= 0")]
 SPLIT = "three positive fractions (train, val, test) summing to 1"
 CKPT = "a path (a run dir or a .ckpt file), or a list of them for an ensemble: '[RUN_A,RUN_B]'"
@@ -98,18 +99,14 @@ def _first_unplain(value: Any, where: str) -> str | None:
 SIGNATURE_RULES: dict[str, Any] = {  # the ranges a signature cannot say, as types
     **dict.fromkeys(("block_size", "emb_dim", "hidden", "n_layer", "n_head"), PositiveInt),
     **dict.fromkeys(("dropout", "emb_dropout", "weight_dropout"), Rate),
-    **dict.fromkeys(
-        ("attn_dropout", "resid_dropout"), Annotated[Rate | None, Field(description=f"{RATE}, or null for dropout's")]
-    ),
+    **dict.fromkeys(("attn_dropout", "resid_dropout"), RateOrNull),
     "bn_momentum": Annotated[float, Field(gt=0, le=1, description="a number in (0, 1]")],
-    # the optimizers' (torch's constructors check the rest at the door): torch takes lr=0, which never steps
-    "lr": PositiveFloat,
+    "lr": PositiveFloat,  # the optimizers' (torch checks the rest at the door): torch takes lr=0, which never steps
     "betas": Annotated[list[float], Field(min_length=2, max_length=2, description="two numbers in [0, 1)")],
     "weight_decay": float,
     "dampening": Annotated[float, Field(ge=0, description="a number >= 0")],
     "ns_steps": PositiveInt,
-    # Lightning's Trainer: the ranges its constructor leaves open (check_parts constructs one at the door)
-    "val_check_interval": Annotated[
+    "val_check_interval": Annotated[  # Lightning's Trainer: the ranges its constructor (built at the door) leaves open
         Annotated[int, Field(ge=1)] | Annotated[float, Field(gt=0, le=1)] | None,
         Field(description="a whole number of optimizer steps >= 1 or a fraction of an epoch in (0, 1]"),
     ],
