@@ -24,12 +24,11 @@ _NOISE = (
 )
 _NOISY_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
 _NOISY_LOGGERS += ("lightning.pytorch.loggers.mlflow", "lightning.pytorch.trainer.connectors.checkpoint_connector")
-# An epoch shorter than log_every_n_steps (a small file): makemore logs every N optimizer steps, across epochs.
 _SHORT_EPOCH = r"The number of training batches \(\d+\) is smaller than the logging interval"
 _NOISY_WARNINGS = (  # (message, category, module)
     # ckpt_path= into a new run dir: best.ckpt is chosen anew there, as the README says.
     (r"The dirpath has changed from", UserWarning, r"lightning\.pytorch\.callbacks\.model_checkpoint"),
-    (_SHORT_EPOCH, Warning, r"lightning\.pytorch\.loops\.fit_loop"),
+    (_SHORT_EPOCH, Warning, r"lightning\.pytorch\.loops\.fit_loop"),  # makemore logs every N steps, across epochs
     # Lightning's own use of a torch API that torch deprecated; nothing a user can change.
     (r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning, r"lightning\.pytorch\.utilities\._pytree"),
 )

@@ -282,8 +282,7 @@ def check_stored_config(hparams: Mapping[str, Any]) -> None:
         check(SCHEDULES, hparams["scheduler"], "config.scheduler")
 
 
-# Trainer arguments makemore sets itself or cannot honour, with what to use instead (each may keep KEPT's value or null)
-REFUSED = {
+REFUSED = {  # Trainer arguments makemore sets or cannot honour: what to use instead (KEPT's value or null passes)
     "logger": "choose loggers with logger=tensorboard|csv|mlflow|wandb|many, or logger=null for none",
     "callbacks": "add one with +callbacks.NAME._target_=lightning.pytorch.callbacks.CLASS (+callbacks.NAME.ARG=...)",
     "plugins": "makemore's checkpoint writer is its only plugin; precision is trainer.precision",
