@@ -60,13 +60,15 @@ def assert_same_state(manual: nn.Module, auto: nn.Module) -> None:
 
 @pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize("train", [True, False])
-def test_every_gradient_and_running_stat_is_autograds(name, train):
+@pytest.mark.parametrize("no_autograd", [torch.no_grad, torch.inference_mode])  # the one-step and multi-step paths'
+def test_every_gradient_and_running_stat_is_autograds(name, train, no_autograd):
     auto = model_f64(name).train(train)
     manual = copy.deepcopy(auto)
     x, y = batch()
     loss = F.cross_entropy(auto(x), y)
     loss.backward()
-    manual_loss = manual.loss_and_grad(x, y)
+    with no_autograd():
+        manual_loss = manual.loss_and_grad(x, y)
     assert manual_loss.dim() == 0 and not manual_loss.requires_grad
     assert abs(manual_loss - loss) <= TOL
     assert_same_state(manual, auto)
@@ -82,8 +84,15 @@ def test_calls_accumulate_scaled_gradients_like_backward(name):
     for seed, scale in ((1, 0.5), (2, 3.0)):
         x, y = batch(seed)
         (scale * F.cross_entropy(auto(x), y)).backward()
-        manual.loss_and_grad(x, y, scale=scale)
+        with torch.no_grad():
+            manual.loss_and_grad(x, y, scale=scale)
     assert_same_state(manual, auto)
+
+
+@pytest.mark.parametrize("name", ["mlp", "mlp_batchnorm_1"])
+def test_autograd_left_on_is_refused(name):
+    with pytest.raises(RuntimeError, match=r"derives the gradients itself: call it under torch.no_grad\(\)"):
+        model_f64(name).loss_and_grad(*batch())
 
 
 @pytest.mark.parametrize("name", ["mlp", "mlp_batchnorm_1"])
@@ -93,7 +102,8 @@ def test_float32_matches_autograd_too(name):
     x, y = batch()
     loss = F.cross_entropy(auto(x), y)
     loss.backward()
-    assert abs(manual.loss_and_grad(x, y) - loss) < 1e-5
+    with torch.no_grad():
+        assert abs(manual.loss_and_grad(x, y) - loss) < 1e-5
     for p, q in zip(manual.parameters(), auto.parameters(), strict=True):
         assert p.grad.dtype == torch.float32 and torch.allclose(p.grad, q.grad, atol=1e-5)
 
@@ -104,7 +114,8 @@ def test_cuda_matches_cpu(name):
     cpu = model_f64(name)
     gpu = copy.deepcopy(cpu).cuda()
     x, y = batch()
-    assert abs(gpu.loss_and_grad(x.cuda(), y.cuda()).cpu() - cpu.loss_and_grad(x, y)) <= TOL
+    with torch.no_grad():
+        assert abs(gpu.loss_and_grad(x.cuda(), y.cuda()).cpu() - cpu.loss_and_grad(x, y)) <= TOL
     for p, q in zip(gpu.parameters(), cpu.parameters(), strict=True):
         assert (p.grad.cpu() - q.grad).abs().max() <= TOL
 

@@ -52,10 +52,9 @@ class MLPBatchNorm(nn.Module):
         h = self.layers(x)  # (B, hidden): tanh(BN(x W)), n_layer times
         return self.lm_head(h)  # (B, V)
 
-    @torch.no_grad()
     def loss_and_grad(self, idx: torch.Tensor, targets: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
         """forward's mean cross-entropy, adding scale * its gradient to every .grad as (scale * loss).backward() would;
-        in training mode BatchNorm uses and moves its statistics as nn.BatchNorm1d does."""
+        in training mode BatchNorm uses and moves its statistics as nn.BatchNorm1d does; under torch.no_grad()."""
         B = idx.shape[0]
         x = torch.embedding(self.wte.weight, idx).view(B, -1)  # (B, T*m)
         tape = []  # per block: its Linear and BatchNorm, input x, xhat (B, hidden), gamma / std (hidden,), output h

@@ -70,7 +70,8 @@ class LitLanguageModel(L.LightningModule):
             accumulate = self.trainer.accumulate_grad_batches
             if batch_idx % accumulate == 0:
                 self.model.zero_grad()
-            loss = self.model.loss_and_grad(xs, ys, scale=1 / accumulate)
+            with torch.no_grad():
+                loss = self.model.loss_and_grad(xs, ys, scale=1 / accumulate)
             if self.trainer.world_size > 1:  # DDP's gradient hooks are autograd's: average by hand
                 self._average_gradients(list(self.model.parameters()))
         else:
@@ -94,23 +95,25 @@ class LitLanguageModel(L.LightningModule):
         model, loss_sum, (clip, algorithm) = self.model, self._loss_sum, self.clip
         params, data_parallel = list(model.parameters()), self.trainer.world_size > 1
         clip_grads = torch.nn.utils.clip_grad_value_ if algorithm == "value" else torch.nn.utils.clip_grad_norm_
-        for x, y in zip(xs, ys, strict=True):
-            for p in params:
-                p.grad = None
-            if self.manual_backward_pass:
-                loss = model.loss_and_grad(x, y)
-            else:
-                loss = next_char_nll(model(x), y)
-                loss.backward()
-            if data_parallel:
-                self._average_gradients(params)
-            if clip:
-                clip_grads(params, clip)
-            self._lr = group["lr"]
-            step()
-            if scheduler is not None:
-                scheduler.step()
-            loss_sum += loss.detach()
+        with torch.inference_mode(self.manual_backward_pass):  # hand-derived gradients: no autograd bookkeeping
+            for x, y in zip(xs, ys, strict=True):
+                for p in params:
+                    p.grad = None
+                if self.manual_backward_pass:
+                    loss = model.loss_and_grad(x, y)
+                else:
+                    loss = next_char_nll(model(x), y)
+                    loss.backward()
+                if data_parallel:
+                    self._average_gradients(params)
+                if clip:
+                    clip_grads(params, clip)
+                lr = group["lr"]
+                step()
+                if scheduler is not None:
+                    scheduler.step()
+                loss_sum += loss.detach()
+        self._lr = lr
         self._loss_count += len(xs)
         self.plan.advance(len(xs))
         self._after_steps(self.global_step)
