@@ -79,7 +79,7 @@ def run(main: Callable[[], Any]) -> None:
         key, _, value = arg.partition("=")
         if key in CONFIG_GROUPS and value == "null":
             sys.argv[i] = f"~{key}"
-        elif key.startswith("+") and key[1:] in CONFIG_GROUPS and not key.startswith("++"):
+        elif key.startswith("+") and key[1:] in CONFIG_GROUPS:
             exit_with(ConfigError(f"{key[1:]} is a config group already in the defaults list: use {arg[1:]} (no +)"))
     try:
         main()
@@ -91,10 +91,9 @@ def run(main: Callable[[], Any]) -> None:
 
 def expand_resume(argv: list[str]) -> list[str]:
     """`resume=DIR` -> DIR's run's overrides, `hydra.run.dir=DIR`, then the given arguments (a later one wins)."""
-    given = [a for a in argv[1:] if a.startswith("resume=")]
-    if not given:
+    run_dir = next((a.removeprefix("resume=") for a in reversed(argv[1:]) if a.startswith("resume=")), None)
+    if run_dir is None:
         return argv
-    run_dir = given[-1].split("=", 1)[1]
     recorded = Path(run_dir) / ".hydra" / "overrides.yaml"
     if not recorded.is_file():
         hint = "pass a directory that scripts/train.py wrote, or ckpt_path=<file.ckpt>"

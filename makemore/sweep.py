@@ -79,7 +79,6 @@ class SweepSummary(Callback):
         write_summary(config.hydra.sweep.dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        """Print the table; if any job failed, the sweep exits non-zero (after every job has run)."""
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.is_dir():
             return
