@@ -14,7 +14,6 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 log = logging.getLogger(__name__)
 
-# Hooks Lightning calls once per training batch: a callback acting in one needs the one-step path.
 PER_STEP_HOOKS = ("on_train_batch_start", "on_train_batch_end", "on_before_backward", "on_after_backward",
                   "on_before_optimizer_step", "on_before_zero_grad")  # fmt: skip
 
