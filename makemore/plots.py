@@ -32,7 +32,6 @@ def missing_glyphs_quiet() -> Iterator[None]:
 
 
 def save_figure(fig: Figure, path: str | Path) -> None:
-    """PNG to `path`, atomically, then close the figure."""
     buffer = io.BytesIO()
     with missing_glyphs_quiet():
         fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")

@@ -32,24 +32,19 @@ class TrainMinibatches:
     def __len__(self) -> int:
         return math.ceil(len(self.examples) / self.batch_size)
 
-    def _restore(self, total: int) -> None:
-        """Continue the random stream at the run's minibatch `total` (a fresh run: 0, where it is already)."""
-        if not self._state_at or self.fixed:
-            return
-        start = max((s for s in self._state_at if s <= total), default=None)
-        if start is None:
-            raise MakemoreError(
-                f"the checkpoint holds no minibatch sampler state at or before minibatch {total}; "
-                "resume with the batch_size it was trained with"
-            )
-        self.generator.set_state(self._state_at[start])
-        if total > start:  # drawn after that state and trained already
-            torch.randint(len(self.examples), (total - start, self.batch_size), generator=self.generator)
-        self._state_at = {total: self.generator.get_state()}
-
     def __iter__(self) -> Iterator[Batch]:
         total, in_epoch, epoch = self.plan.position() if self.plan else (0, 0, len(self))
-        self._restore(total)
+        if self._state_at and not self.fixed:  # continue the random stream at the run's minibatch `total`
+            start = max((s for s in self._state_at if s <= total), default=None)
+            if start is None:
+                raise MakemoreError(
+                    f"the checkpoint holds no minibatch sampler state at or before minibatch {total}; "
+                    "resume with the batch_size it was trained with"
+                )
+            self.generator.set_state(self._state_at[start])
+            if total > start:  # drawn after that state and trained already
+                torch.randint(len(self.examples), (total - start, self.batch_size), generator=self.generator)
+            self._state_at = {total: self.generator.get_state()}
         while in_epoch < epoch:
             k = self.plan.next_call(total, in_epoch) if self.plan else 1
             self._state_at = dict(list(self._state_at.items())[-2:]) | {total: self.generator.get_state()}

@@ -38,5 +38,4 @@ class Vocabulary:
         return ["<s>" if BOUNDARY_DISPLAY in self.stoi else BOUNDARY_DISPLAY, *shown]
 
     def unknown_chars(self, items: Iterable[str]) -> list[str]:
-        """Characters of `items` that this vocabulary cannot encode."""
         return sorted(set("".join(items)) - set(self.stoi))

@@ -125,8 +125,7 @@ class StepProgress(ProgressBar):
             self._pending = {"step": step, "rate": rate, "loss": pl_module.last_losses.get("train_loss")}
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.sanity_checking:  # _flush prints only a waiting line
-            self._flush(pl_module, with_val=True)
+        self._flush(pl_module, with_val=True)  # a waiting line only: none in the sanity check, before training
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._flush(pl_module)

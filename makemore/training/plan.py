@@ -14,7 +14,6 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 log = logging.getLogger(__name__)
 
-# Hooks Lightning calls once per training batch: a callback acting in one needs the one-step path.
 PER_STEP_HOOKS = ("on_train_batch_start", "on_train_batch_end", "on_before_backward", "on_after_backward",
                   "on_before_optimizer_step", "on_before_zero_grad")  # fmt: skip
 
@@ -54,9 +53,8 @@ class LoopPlan(L.Callback):
     def on_train_start(self, trainer: L.Trainer, *_: Any) -> None:
         self.total_steps = trainer.estimated_stepping_batches
         if trainer.max_epochs not in (None, -1) and self.total_steps != trainer.max_steps:
-            per_epoch = trainer.num_training_batches // trainer.accumulate_grad_batches
             log.info("trainer.max_epochs=%d: %d optimizer steps (%d per epoch)", trainer.max_epochs,
-                     self.total_steps, per_epoch)  # fmt: skip
+                     self.total_steps, trainer.num_training_batches // trainer.accumulate_grad_batches)  # fmt: skip
 
     def on_train_batch_end(self, trainer: L.Trainer, *_: Any) -> None:
         """At the run's last step, ask Lightning to stop: it then validates, so the final weights are scored."""

@@ -121,12 +121,11 @@ def build_module(cfg: DictConfig, datamodule: CharDataModule) -> LitLanguageMode
 
 def build_trainer(cfg: DictConfig, module: LitLanguageModel, datamodule: CharDataModule, start_step: int = 0
                   ) -> L.Trainer:  # fmt: skip
-    """Lightning's Trainer from cfg.trainer with the run's loggers, callbacks and LoopPlan. CPU threads: `threads`;
-    else one for a tiny step (a second costs more than it saves); else the free cores, shared among a sweep's n_jobs."""
+    """Lightning's Trainer from cfg.trainer with the run's loggers, callbacks and LoopPlan; cfg.threads CPU threads."""
     threads = cfg.threads
     positions = cfg.batch_size * (cfg.block_size if module.model.view == "sequence" else 1)
     if threads is None and module.num_params * positions < cfg.one_thread_below:
-        threads = 1
+        threads = 1  # a tiny step: a second thread costs more than it saves
     if threads is None and HydraConfig.initialized() and (n_jobs := HydraConfig.get().launcher.get("n_jobs")):
         threads = max(1, (os.cpu_count() or 1) // n_jobs) if n_jobs > 0 else 1  # n_jobs=-1: a job per core
     torch.set_num_threads(threads or free_cores())
