@@ -91,8 +91,11 @@ def test_calls_accumulate_scaled_gradients_like_backward(name):
 
 @pytest.mark.parametrize("name", ["mlp", "mlp_batchnorm_1"])
 def test_autograd_left_on_is_refused(name):
+    model, untouched = model_f64(name), model_f64(name)
     with pytest.raises(RuntimeError, match=r"derives the gradients itself: call it under torch.no_grad\(\)"):
-        model_f64(name).loss_and_grad(*batch())
+        model.loss_and_grad(*batch())
+    assert all(p.grad is None for p in model.parameters())
+    assert all(a.equal(b) for a, b in zip(model.buffers(), untouched.buffers(), strict=True))  # BatchNorm's stats too
 
 
 @pytest.mark.parametrize("name", ["mlp", "mlp_batchnorm_1"])

@@ -48,7 +48,8 @@ def test_short_runs_and_odd_intervals_just_work_and_read_like_a_log(names_path, 
         progress = [line for line in result.stderr.splitlines() if line.startswith("step ")]  # on stderr
         steps = runs[name][0].split("=")[1]
         assert progress[-1].startswith(f"step {steps}/{steps} | loss "), (name, progress)
-        assert all(part in progress[-1] for part in ("| val ", "steps/s", "| ETA ")), progress[-1]
+        assert all(part in progress[-1] for part in ("| val ", "steps/s")), progress[-1]
+        assert "ETA" not in progress[-1], progress  # nothing left: no "ETA 00:00" (under a second left: none either)
         metrics = json.loads((tmp_path / name / "metrics.json").read_text())
         summary = result.stdout.strip().splitlines()[-4:]  # the run ends with a short summary for a person
         assert summary[0].startswith(f"done: mlp with 11,897 parameters, {int(steps):,} steps in ")
@@ -223,3 +224,4 @@ def test_progress_lines_show_the_rate_since_the_previous_line(monkeypatch, capsy
     progress.on_train_end(trainer, module)
     lines = capsys.readouterr().err.splitlines()
     assert [line.split(" | ")[2] for line in lines] == ["200 steps/s", "50 steps/s"], lines  # since start: 80
+    assert [line.split(" | ")[3:] for line in lines] == [["ETA 00:01"], []], lines  # 200 steps left at 200/s; none

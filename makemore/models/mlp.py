@@ -59,6 +59,7 @@ class MLP(nn.Module):
     def loss_and_grad(self, idx: torch.Tensor, targets: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
         """forward's mean cross-entropy, adding scale * its gradient to .grad as (scale * loss).backward() would;
         under the caller's torch.no_grad() or inference_mode: a context per call would slow the step."""
+        refuse_autograd()
         B = idx.shape[0]
         x = torch.embedding(self.C, idx).view(B, -1)  # (B, T*m)
         h = torch.addmm(self.d, x, self.H).tanh_()  # (B, h)
@@ -80,10 +81,13 @@ class MLP(nn.Module):
         return loss
 
 
+def refuse_autograd() -> None:
+    if torch.is_grad_enabled():  # before any work (BatchNorm's stats): autograd would record every op of the pass
+        raise RuntimeError("loss_and_grad derives the gradients itself: call it under torch.no_grad()")
+
+
 def cross_entropy_and_grad(logits: torch.Tensor, targets: torch.Tensor, scale: float) -> tuple[torch.Tensor, ...]:
     """(mean cross-entropy, dlogits = (softmax - onehot(targets)) * scale / B), in the log-probabilities' buffer."""
-    if torch.is_grad_enabled():  # autograd would record every op of the hand-derived pass
-        raise RuntimeError("loss_and_grad derives the gradients itself: call it under torch.no_grad()")
     s = scale / logits.shape[0]
     logp = torch.log_softmax(logits, 1)  # (B, V)
     loss = F.nll_loss(logp, targets)  # mean of -logp[b, targets[b]]

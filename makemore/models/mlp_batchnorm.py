@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
-from makemore.models.mlp import accumulate, accumulate_rows, cross_entropy_and_grad
+from makemore.models.mlp import accumulate, accumulate_rows, cross_entropy_and_grad, refuse_autograd
 
 
 class MLPBatchNorm(nn.Module):
@@ -55,6 +55,7 @@ class MLPBatchNorm(nn.Module):
     def loss_and_grad(self, idx: torch.Tensor, targets: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
         """forward's mean cross-entropy, adding scale * its gradient to every .grad as (scale * loss).backward() would;
         in training mode BatchNorm uses and moves its statistics as nn.BatchNorm1d does; under torch.no_grad()."""
+        refuse_autograd()
         B = idx.shape[0]
         x = torch.embedding(self.wte.weight, idx).view(B, -1)  # (B, T*m)
         tape = []  # per block: its Linear and BatchNorm, input x, xhat (B, hidden), gamma / std (hidden,), output h

@@ -144,8 +144,9 @@ class StepProgress(ProgressBar):
         if with_val and "val_loss" in pl_module.last_losses:
             parts.append(f"val {pl_module.last_losses['val_loss']:.4f}")
         parts.append(f"{p['rate']:.0f} steps/s")
-        if self._total is not None:
-            parts.append(f"ETA {tqdm.format_interval((self._total - p['step']) / max(p['rate'], 1e-9))}")
+        eta = (self._total - p["step"]) / max(p["rate"], 1e-9) if self._total is not None else 0
+        if eta >= 1:  # under a second left ("ETA 00:00") says nothing
+            parts.append(f"ETA {tqdm.format_interval(eta)}")
         print(" | ".join(parts), file=sys.stderr, flush=True)
 
 
